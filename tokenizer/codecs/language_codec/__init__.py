@@ -1,0 +1,4 @@
+from .configuration_language_codec import LanguageCodecConfig
+from .modeling_language_codec import LanguageCodecModel, LanguageCodecOutput
+
+__all__ = ["LanguageCodecConfig", "LanguageCodecModel", "LanguageCodecOutput"]

@@ -1,0 +1,84 @@
+"""Base configuration every codec config extends (a transformers `PreTrainedConfig`).
+
+Only architecture fields are stored; everything derived (hop length, frame rate, bitrate, tokens per
+second) is a property computed from them, never stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import ClassVar
+
+from transformers import PreTrainedConfig
+
+# Keys transformers adds that say nothing about the codec itself.
+_NOT_ARCHITECTURE = {
+    "transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype", "output_hidden_states",
+    "output_attentions", "return_dict", "chunk_size_feed_forward", "is_encoder_decoder", "id2label",
+    "label2id", "problem_type", "_commit_hash", "use_cache",
+}
+
+
+class CodecConfig(PreTrainedConfig):
+    """Fields every codec has: `sampling_rate` (Hz), `num_quantizers` (codes per frame used by default),
+    `codebook_size` (entries per codebook). Subclasses define `hop_length` and may override
+    `codebook_sizes` when stages differ."""
+
+    model_type = "codec"
+    sampling_rate: int = 24000
+    num_quantizers: int = 8
+    codebook_size: int = 1024
+
+    PRESETS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def hop_length(self) -> int:
+        """Samples per frame."""
+        raise NotImplementedError
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second (Hz)."""
+        return self.sampling_rate / self.hop_length
+
+    def codebook_sizes(self, num_quantizers: int | None = None) -> list[int]:
+        """Codebook size of each of the first `num_quantizers` stages."""
+        k = self.num_quantizers if num_quantizers is None else num_quantizers
+        return [self.codebook_size] * k
+
+    def bits_per_frame(self, num_quantizers: int | None = None) -> int:
+        return sum(math.ceil(math.log2(n)) for n in self.codebook_sizes(num_quantizers))
+
+    def bitrate_for(self, num_quantizers: int | None = None) -> float:
+        """Nominal bits per second with `num_quantizers` stages: frame_rate x sum(ceil(log2 size_k))."""
+        return self.frame_rate * self.bits_per_frame(num_quantizers)
+
+    @property
+    def bitrate(self) -> float:
+        """Nominal bits per second at the default `num_quantizers`."""
+        return self.bitrate_for()
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.frame_rate * self.num_quantizers
+
+    def architecture_dict(self) -> dict:
+        return {k: v for k, v in self.to_dict().items() if k not in _NOT_ARCHITECTURE}
+
+    def config_hash(self) -> str:
+        """Short sha256 of the architecture fields: two tokenizers with equal hashes make the same tokens
+        from the same weights' family (recorded in shard manifests)."""
+        blob = json.dumps(self.architecture_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @classmethod
+    def preset(cls, name: str) -> "CodecConfig":
+        """Config of a named preset (`paper`, `tiny`, ...): each is a classmethod of the same name."""
+        from .errors import ConfigError
+
+        key = name.replace("-", "_")
+        if key not in cls.PRESETS:
+            raise ConfigError(f"unknown preset {name!r} for {cls.model_type}; known: {', '.join(cls.PRESETS)}")
+        return getattr(cls, key)()

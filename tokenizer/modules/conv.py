@@ -1,0 +1,111 @@
+"""Length-aware padded 1-D convolutions (SEANet style) and time masks.
+
+Why hand-written: a padded batch must give every item the codes it gets alone (batch invariance).
+EnCodec-style convolutions pad each input with `reflect` at both ends and add "extra" right padding so
+the last window is full; in a batch the right end of a short item is followed by zeros, not by its own
+reflection. `pad_per_item` builds each item's padding from its own true length with one `gather`, so the
+convolution sees exactly what it sees for the item alone. No library offers this.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+
+def time_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """BoolTensor (B, max_len): True on valid positions of each item."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def mask_time(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Zero `x` (B, C, T) beyond each item's length (so zero padding equals the item alone)."""
+    if lengths is None or bool((lengths == x.shape[-1]).all()):
+        return x
+    return x * time_mask(lengths, x.shape[-1])[:, None, :].to(x.dtype)
+
+
+def conv_output_lengths(lengths: torch.Tensor, stride: int) -> torch.Tensor:
+    """Frames produced by an EnCodec-style padded conv: ceil(L / stride)."""
+    return torch.div(lengths + stride - 1, stride, rounding_mode="floor")
+
+
+def pad_per_item(
+    x: torch.Tensor, lengths: torch.Tensor | None, left: int, right: int, mode: str
+) -> torch.Tensor:
+    """Pad (B, C, T) by `left` and up to `right` samples past each item's own end.
+
+    `lengths[b]` is item b's true length; the output has length `left + T + right'` where `right'`
+    covers the longest item's `L + right`. `mode` is "reflect" or "zeros" (constant 0).
+    """
+    T = x.shape[-1]
+    if lengths is None or bool((lengths == T).all()):
+        if mode == "reflect":
+            return F.pad(x, (left, right), mode="reflect")
+        return F.pad(x, (left, right))
+    total = left + max(T, int(lengths.max()) + right)
+    pos = torch.arange(total, device=x.device)[None, :] - left  # (1, P) source position
+    L = lengths[:, None].to(x.device)
+    if mode == "reflect":
+        src = torch.where(pos < 0, -pos, torch.where(pos < L, pos, 2 * (L - 1) - pos))
+        src = src.clamp(0, T - 1)
+        return torch.gather(x, 2, src[:, None, :].expand(x.shape[0], x.shape[1], total))
+    valid = (pos >= 0) & (pos < L)
+    src = pos.clamp(0, T - 1).expand(x.shape[0], total)
+    out = torch.gather(x, 2, src[:, None, :].expand(x.shape[0], x.shape[1], total))
+    return out * valid[:, None, :].to(x.dtype)
+
+
+class PaddedConv1d(nn.Module):
+    """Conv1d with EnCodec's padding rule: output length ceil(L / stride) for input length L.
+
+    Non-causal: the padding `k_eff - stride` is split (left gets the extra sample), plus "extra" right
+    padding so the last window is full. Causal: all padding on the left. Weight norm optional.
+    forward(x (B, C_in, T), lengths (B,) | None) -> (y (B, C_out, ceil(T/stride)), lengths (B,) | None).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        causal: bool = False,
+        pad_mode: str = "reflect",
+        norm: bool = True,
+        bias: bool = True,
+    ):
+        super().__init__()
+        conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, bias=bias)
+        self.conv = weight_norm(conv) if norm else conv
+        self.kernel = (kernel_size - 1) * dilation + 1
+        self.stride = stride
+        self.causal = causal
+        self.pad_mode = pad_mode
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        T = x.shape[-1]
+        L = lengths if lengths is not None else torch.full((x.shape[0],), T, device=x.device)
+        total = self.kernel - self.stride
+        out_len = conv_output_lengths(L, self.stride)
+        # "extra" right padding: the longest item decides the padded length; each item reflects at its end.
+        extra = int((out_len * self.stride - L).max())
+        if self.causal:
+            left, right = total, extra
+        else:
+            right_base = total // 2
+            left, right = total - right_base, right_base + extra
+        x = pad_per_item(x, lengths, left, right, self.pad_mode)
+        n_out = int(out_len.max())
+        needed = (n_out - 1) * self.stride + self.kernel
+        y = self.conv(x[..., :needed])
+        return y, (out_len if lengths is not None else None)
+
+
+def total_stride(strides) -> int:
+    return math.prod(strides)

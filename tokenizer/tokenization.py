@@ -1,0 +1,298 @@
+"""`CodecTokenizer`: a codec model wrapped the way users hold a text tokenizer.
+
+`tok(audio, sampling_rate=sr)` encodes (resample, mono mix, pad, batch-invariant codes, chunking of long
+items); `tok.decode(codes)` and `tok.batch_decode(codes)` turn codes back into audio. Every codec family
+uses this class, or a subclass that adds what the family offers (post-hoc quantization, bitstreams).
+
+Long audio: items longer than `chunk_seconds + 2 * context_seconds` are encoded in windows of
+`chunk_seconds` with `context_seconds` of audio on each side, and only the window's central frames are
+kept. Memory is bounded by the window, whatever the file length. Codes of chunked items can differ from
+an unchunked encode only where the encoder would have looked beyond the context: Language-Codec's
+convolutions see less than 0.1 s, but its LSTM carries state from the whole past, so a few frames
+right after each chunk start may differ (the tests measure > 95% agreement). Items shorter than the
+threshold are never chunked, so their codes are exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .audio import AudioInput, pad_batch, prepare_audio
+from .errors import CodecError
+from .modeling import CodecModel
+from .outputs import CodecDecoding, CodecEncoding
+
+logger = logging.getLogger(__name__)
+
+
+class CodecTokenizer:
+    """Encode audio to discrete codes and decode codes to audio with one codec model.
+
+    Properties (derived from the config): `sampling_rate` (Hz), `hop_length` (samples per frame),
+    `frame_rate` (Hz), `num_quantizers` (codes per frame by default), `codebook_size`, `bitrate`
+    (bits per second) and `tokens_per_second`.
+    """
+
+    def __init__(self, model: CodecModel):
+        self.model = model.eval()
+        self.config = model.config
+
+    # ----------------------------------------------------------------- construction and saving
+    @classmethod
+    def from_config(cls, config, seed: int | None = 0) -> "CodecTokenizer":
+        """An untrained tokenizer from a config (random weights; seeded so runs are reproducible)."""
+        from .registry import get_codec_spec
+
+        spec = get_codec_spec(config.model_type)
+        if seed is not None:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                model = spec.model_class(config)
+        else:
+            model = spec.model_class(config)
+        return spec.tokenizer_class(model)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None) -> "CodecTokenizer":
+        """Load from a local `save_pretrained` directory, a built-in name or a hub id (see
+        `AutoCodecTokenizer.from_pretrained`)."""
+        from .auto import AutoCodecTokenizer
+
+        return AutoCodecTokenizer.from_pretrained(name_or_path, device=device)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write `config.json` and `model.safetensors` (never pickle) to `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory, safe_serialization=True)
+        return directory
+
+    def to(self, device: str | torch.device) -> "CodecTokenizer":
+        self.model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ----------------------------------------------------------------- derived properties
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.config.sampling_rate)
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.config.hop_length)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.config.frame_rate)
+
+    @property
+    def num_quantizers(self) -> int:
+        return int(self.config.num_quantizers)
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.config.codebook_size)
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second at the default number of quantizers."""
+        return float(self.config.bitrate)
+
+    def bitrate_for(self, num_quantizers: int | None = None) -> float:
+        """Bits per second with `num_quantizers` codes per frame (validated)."""
+        return float(self.config.bitrate_for(self.model.check_num_quantizers(num_quantizers)))
+
+    @property
+    def tokens_per_second(self) -> float:
+        return float(self.config.tokens_per_second)
+
+    @property
+    def name(self) -> str:
+        return self.config.model_type
+
+    def codec_info(self, num_quantizers: int | None = None) -> dict:
+        """What a consumer of these tokens must know (written into shard manifests)."""
+        k = self.model.check_num_quantizers(num_quantizers)
+        return {
+            "model_type": self.config.model_type,
+            "config_hash": self.config.config_hash(),
+            "sampling_rate": self.sampling_rate,
+            "hop_length": self.hop_length,
+            "frame_rate": self.frame_rate,
+            "num_quantizers": k,
+            "codebook_size": self.codebook_size,
+            "bitrate": float(self.config.bitrate_for(k)),
+            "name_or_path": getattr(self.config, "_name_or_path", "") or "",
+        }
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.config.model_type}, {self.sampling_rate} Hz, {self.frame_rate:g} Hz frames, "
+                f"{self.num_quantizers} x {self.codebook_size} codes, {self.bitrate:g} bps)")
+
+    # ----------------------------------------------------------------- encoding
+    @torch.inference_mode()
+    def __call__(
+        self,
+        audio: AudioInput,
+        sampling_rate: int | None = None,
+        num_quantizers: int | None = None,
+        chunk_seconds: float | None = 30.0,
+        context_seconds: float = 2.0,
+        batch_size: int = 16,
+    ) -> CodecEncoding:
+        """Encode audio to codes.
+
+        audio: a 1-D array/tensor (T,), a (B, C, T) array/tensor, a list of (T,) or (C, T) arrays of any
+        lengths, a file path or a list of paths. Arrays are taken at `sampling_rate` Hz (default: the
+        codec's rate); everything is resampled to the codec's rate and mixed to mono.
+        num_quantizers: codes per frame (bitrate control), validated against the codec.
+        chunk_seconds / context_seconds: windowing of long items (None disables chunking).
+        batch_size: items encoded together (memory bound for long lists).
+        Returns `CodecEncoding(codes (B, K, F) int64, lengths (B,) frames, sample_lengths (B,))`.
+        """
+        if sampling_rate is None and not _is_paths(audio):
+            logger.warning("no sampling_rate given: assuming the codec's rate, %d Hz", self.sampling_rate)
+        k = self.model.check_num_quantizers(num_quantizers)
+        clips = prepare_audio(audio, sampling_rate, self.sampling_rate)
+        if batch_size < 1:
+            raise CodecError(f"batch_size must be >= 1, got {batch_size}")
+        limit = None
+        if chunk_seconds is not None:
+            if chunk_seconds <= 0 or context_seconds < 0:
+                raise CodecError(f"chunk_seconds must be > 0 and context_seconds >= 0, got {chunk_seconds}, {context_seconds}")
+            limit = int((chunk_seconds + 2 * context_seconds) * self.sampling_rate)
+        codes: list[torch.Tensor | None] = [None] * len(clips)
+        short = [i for i, c in enumerate(clips) if limit is None or len(c) <= limit]
+        for start in range(0, len(short), batch_size):
+            idx = short[start : start + batch_size]
+            for i, c in zip(idx, self._encode_clips([clips[i] for i in idx], k)):
+                codes[i] = c
+        for i, c in enumerate(clips):
+            if codes[i] is None:
+                codes[i] = self._encode_chunked(c, k, chunk_seconds, context_seconds, batch_size)
+        lengths = torch.tensor([c.shape[-1] for c in codes], dtype=torch.long)
+        out = torch.zeros(len(codes), k, int(lengths.max()), dtype=torch.long)
+        for i, c in enumerate(codes):
+            out[i, :, : c.shape[-1]] = c
+        return CodecEncoding(
+            codes=out, lengths=lengths, sample_lengths=torch.tensor([len(c) for c in clips], dtype=torch.long),
+            sampling_rate=self.sampling_rate, frame_rate=self.frame_rate,
+        )
+
+    encode = __call__
+
+    def _encode_clips(self, clips: Sequence[np.ndarray], k: int) -> list[torch.Tensor]:
+        """Encode mono clips in one padded batch; returns codes (K, F_i) per clip."""
+        min_len = self.model.min_input_samples
+        # Items shorter than the model's minimum are zero-padded to it (and coded as that long).
+        clips = [c if len(c) >= min_len else np.pad(c, (0, min_len - len(c))) for c in clips]
+        batch = pad_batch(clips, self.sampling_rate, multiple=self.hop_length)
+        codes, frames = self.model.encode(batch.audio.to(self.device), batch.lengths.to(self.device), k)
+        codes = codes.cpu()
+        return [codes[i, :, : int(f)] for i, f in enumerate(frames.cpu())]
+
+    def _encode_chunked(self, clip: np.ndarray, k: int, chunk_seconds: float, context_seconds: float,
+                        batch_size: int) -> torch.Tensor:
+        hop = self.hop_length
+        chunk = max(1, round(chunk_seconds * self.frame_rate))
+        ctx = math.ceil(context_seconds * self.frame_rate)
+        n_frames = math.ceil(len(clip) / hop)
+        windows = []
+        for start in range(0, n_frames, chunk):
+            end = min(start + chunk, n_frames)
+            ws, we = max(0, start - ctx), min(n_frames, end + ctx)
+            windows.append((clip[ws * hop : min(len(clip), we * hop)], start - ws, end - ws))
+        pieces = []
+        for b in range(0, len(windows), batch_size):
+            group = windows[b : b + batch_size]
+            for (_, keep0, keep1), c in zip(group, self._encode_clips([w[0] for w in group], k)):
+                pieces.append(c[:, keep0:keep1])
+        return torch.cat(pieces, dim=-1)
+
+    # ----------------------------------------------------------------- decoding
+    def _check_codes(self, codes) -> torch.Tensor:
+        if isinstance(codes, np.ndarray):
+            codes = torch.from_numpy(codes)
+        if not isinstance(codes, torch.Tensor):
+            raise CodecError(f"codes must be a tensor or numpy array, got {type(codes).__name__}")
+        if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+            raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
+        if codes.ndim == 2:
+            codes = codes[None]
+        if codes.ndim != 3:
+            raise CodecError(f"codes must have shape (B, K, F) or (K, F), got {tuple(codes.shape)}")
+        if codes.shape[-1] == 0:
+            raise CodecError("codes have 0 frames: nothing to decode")
+        self.model.check_num_quantizers(codes.shape[1])
+        lo, hi = int(codes.min()), int(codes.max())
+        if lo < 0 or hi >= self.codebook_size:
+            bad = lo if lo < 0 else hi
+            raise CodecError(f"code {bad} outside the codebook [0, {self.codebook_size - 1}]")
+        return codes.long()
+
+    @torch.inference_mode()
+    def decode(self, codes, lengths: torch.Tensor | Sequence[int] | None = None, chunk_seconds: float | None = 30.0,
+               context_seconds: float = 2.0, **kwargs) -> CodecDecoding:
+        """Codes -> audio.
+
+        codes: (B, K, F) or (K, F) integers, or a `CodecEncoding` (then its frame and sample lengths are
+        used). lengths: valid frames per item (None: all F). Long items are decoded in windows of
+        `chunk_seconds` with `context_seconds` of codes on each side. Returns
+        `CodecDecoding(audio (B, 1, T), lengths (B,) samples)`.
+        """
+        sample_lengths = None
+        if isinstance(codes, CodecEncoding):
+            lengths, sample_lengths, codes = codes.lengths, codes.sample_lengths, codes.codes
+        codes = self._check_codes(codes)
+        B, K, F = codes.shape
+        lengths = torch.full((B,), F, dtype=torch.long) if lengths is None else torch.as_tensor(lengths, dtype=torch.long)
+        if lengths.shape != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > F:
+            raise CodecError(f"lengths {lengths.tolist()} must be {B} values in [1, {F}]")
+        limit = None if chunk_seconds is None else round((chunk_seconds + 2 * context_seconds) * self.frame_rate)
+        if limit is None or F <= limit:
+            audio, out_lengths = self.model.decode(codes.to(self.device), lengths.to(self.device), **kwargs)
+            audio, out_lengths = audio.cpu(), out_lengths.cpu()
+        else:
+            pieces = [self._decode_chunked(codes[i, :, : int(lengths[i])], chunk_seconds, context_seconds, **kwargs)
+                      for i in range(B)]
+            out_lengths = torch.tensor([p.shape[-1] for p in pieces], dtype=torch.long)
+            audio = torch.zeros(B, 1, int(out_lengths.max()))
+            for i, p in enumerate(pieces):
+                audio[i, 0, : p.shape[-1]] = p
+        if sample_lengths is not None:
+            out_lengths = torch.minimum(out_lengths, sample_lengths)
+        audio = audio * (torch.arange(audio.shape[-1])[None, :] < out_lengths[:, None])[:, None, :]
+        return CodecDecoding(audio=audio, lengths=out_lengths, sampling_rate=self.sampling_rate)
+
+    def _decode_chunked(self, codes: torch.Tensor, chunk_seconds: float, context_seconds: float, **kwargs) -> torch.Tensor:
+        hop, F = self.hop_length, codes.shape[-1]
+        chunk = max(1, round(chunk_seconds * self.frame_rate))
+        ctx = math.ceil(context_seconds * self.frame_rate)
+        out = []
+        for start in range(0, F, chunk):
+            end = min(start + chunk, F)
+            ws, we = max(0, start - ctx), min(F, end + ctx)
+            audio, _ = self.model.decode(codes[None, :, ws:we].to(self.device), None, **kwargs)
+            out.append(audio[0, 0, (start - ws) * hop : (end - ws) * hop].cpu())
+        return torch.cat(out)
+
+    def batch_decode(self, codes, lengths=None, **kwargs) -> list[np.ndarray]:
+        """Decode and return one float32 array (T_i,) per item, trimmed to its true length."""
+        out = self.decode(codes, lengths, **kwargs)
+        return [out.audio[i, 0, : int(n)].numpy() for i, n in enumerate(out.lengths)]
+
+
+def _is_paths(audio) -> bool:
+    if isinstance(audio, (str, os.PathLike)):
+        return True
+    return isinstance(audio, (list, tuple)) and len(audio) > 0 and all(isinstance(a, (str, os.PathLike)) for a in audio)
