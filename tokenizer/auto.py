@@ -42,7 +42,7 @@ def _resolve(name_or_path: str | os.PathLike) -> Path | str:
     if key in CODECS:
         return key
     if path.suffix or str(name_or_path).startswith((".", "/", "~")) or "/" not in str(name_or_path):
-        raise CodecError(
+        raise ConfigError(
             f"unknown codec {str(name_or_path)!r}: not a directory with config.json, not a built-in name "
             f"({', '.join(s.name for s in CODECS.values())}) and not a hub id (owner/name)"
         )

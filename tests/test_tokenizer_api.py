@@ -1,0 +1,212 @@
+"""Public tokenizer API: shapes, save/load, batch invariance, resampling, long audio, errors."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+import transformers
+
+from tokenizer import (AudioError, AutoCodecConfig, AutoCodecTokenizer, CodecError, CodecTokenizer, ConfigError,
+                       list_codecs)
+from tokenizer.registry import CODECS
+
+
+def tone(seconds, sr, freq=220.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.4 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(t.shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=sorted(CODECS))
+def tok(request):
+    return AutoCodecTokenizer.from_config(AutoCodecConfig.for_model(request.param, preset="tiny"))
+
+
+def test_registry_lists_user_facing_names():
+    assert "language-codec" in list_codecs()
+
+
+def test_shapes(tok):
+    sr = tok.sampling_rate
+    clips = [tone(0.5, sr), tone(0.23, sr, 330)]
+    enc = tok(clips, sampling_rate=sr)
+    assert enc.codes.dtype == torch.int64
+    frames = [math.ceil(len(c) / tok.hop_length) for c in clips]
+    assert enc.codes.shape == (2, tok.num_quantizers, max(frames))
+    assert enc.lengths.tolist() == frames
+    assert enc.mask.sum(1).tolist() == frames
+    assert int(enc.codes.max()) < tok.codebook_size and int(enc.codes.min()) >= 0
+    dec = tok.decode(enc)
+    assert dec.audio.shape == (2, 1, max(frames) * tok.hop_length)
+    assert dec.lengths.tolist() == [len(c) for c in clips]
+    wavs = tok.batch_decode(enc)
+    assert [w.shape for w in wavs] == [(len(c),) for c in clips]
+    assert all(w.dtype == np.float32 and np.isfinite(w).all() for w in wavs)
+
+
+def test_accepted_input_forms_agree(tok, tmp_path):
+    sr = tok.sampling_rate
+    x = tone(0.4, sr)
+    ref = tok(x, sampling_rate=sr).codes
+    assert torch.equal(tok(torch.from_numpy(x), sampling_rate=sr).codes, ref)
+    assert torch.equal(tok(torch.from_numpy(x)[None, None], sampling_rate=sr).codes, ref)
+    stereo = np.stack([x, x])
+    assert torch.equal(tok([stereo], sampling_rate=sr).codes, ref)
+    path = tmp_path / "a.wav"
+    sf.write(path, x, sr, subtype="FLOAT")
+    assert torch.equal(tok(str(path)).codes, ref)
+    assert torch.equal(tok([path, path]).codes[1:], ref)
+
+
+def test_derived_properties(tok):
+    c = tok.config
+    assert tok.frame_rate == c.sampling_rate / tok.hop_length
+    assert tok.tokens_per_second == tok.frame_rate * tok.num_quantizers
+    assert tok.bitrate == tok.frame_rate * tok.num_quantizers * math.ceil(math.log2(tok.codebook_size))
+    assert "bitrate" not in c.to_dict() and "frame_rate" not in c.to_dict()
+
+
+def test_paper_bitrates():
+    cfg = AutoCodecConfig.for_model("language-codec", preset="paper")
+    assert cfg.sampling_rate == 24000 and cfg.hop_length == 320 and cfg.frame_rate == 75
+    assert cfg.bitrate_for(4) == 3000 and cfg.bitrate_for(8) == 6000
+    assert cfg.bitrate == 6000 and cfg.tokens_per_second == 600
+
+
+def test_save_load_round_trip(tok, tmp_path):
+    sr = tok.sampling_rate
+    x = [tone(0.3, sr), tone(0.5, sr, 440)]
+    before = tok(x, sampling_rate=sr)
+    tok.save_pretrained(tmp_path / "ckpt")
+    files = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert files == ["config.json", "model.safetensors"]
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["model_type"] == tok.config.model_type
+    loaded = AutoCodecTokenizer.from_pretrained(tmp_path / "ckpt")
+    after = loaded(x, sampling_rate=sr)
+    assert torch.equal(before.codes, after.codes)
+    assert torch.equal(tok.decode(before).audio, loaded.decode(after).audio)
+    assert loaded.config.config_hash() == tok.config.config_hash()
+    # transformers' own Auto classes load it too
+    model = transformers.AutoModel.from_pretrained(tmp_path / "ckpt")
+    assert type(model) is type(tok.model)
+    for k, v in tok.model.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
+
+
+def test_batch_invariance(tok):
+    sr = tok.sampling_rate
+    clips = [tone(0.61, sr, 200, 1), tone(0.137, sr, 300, 2), tone(0.333, sr, 500, 3), tone(0.0201, sr, 90, 4)]
+    batch = tok(clips, sampling_rate=sr)
+    dec = tok.decode(batch)
+    for i, c in enumerate(clips):
+        alone = tok(c, sampling_rate=sr)
+        assert torch.equal(batch[i], alone.codes[0]), f"item {i} codes differ inside the batch"
+        a = tok.decode(alone).audio[0, 0, : len(c)]
+        assert torch.allclose(dec.audio[i, 0, : len(c)], a, atol=1e-5)
+        assert dec.audio[i, 0, len(c):].abs().max() == 0 if len(c) < dec.audio.shape[-1] else True
+
+
+@pytest.mark.parametrize("input_sr", [16000, 44100])
+def test_resampling(tok, input_sr):
+    x = tone(0.5, input_sr, 250)
+    enc = tok(x, sampling_rate=input_sr)
+    expected = soxr.resample(x, input_sr, tok.sampling_rate, quality="HQ").astype(np.float32)
+    assert enc.sample_lengths.item() == len(expected)
+    assert enc.lengths.item() == math.ceil(len(expected) / tok.hop_length)
+    assert torch.equal(enc.codes, tok(expected, sampling_rate=tok.sampling_rate).codes)
+
+
+def test_num_quantizers_controls_bitrate(tok):
+    sr = tok.sampling_rate
+    x = tone(0.3, sr)
+    full = tok(x, sampling_rate=sr)
+    for k in tok.model.supported_num_quantizers():
+        enc = tok(x, sampling_rate=sr, num_quantizers=k)
+        assert enc.codes.shape[1] == k
+        # residual structure: fewer quantizers give a prefix of the full codes
+        assert torch.equal(enc.codes, full.codes[:, :k])
+        assert tok.bitrate_for(k) == tok.frame_rate * k * math.ceil(math.log2(tok.codebook_size))
+        assert tok.decode(enc).audio.shape[-1] == full.codes.shape[-1] * tok.hop_length
+
+
+def test_long_audio_is_chunked_with_bounded_windows(tok, monkeypatch):
+    sr = tok.sampling_rate
+    x = np.concatenate([tone(4, sr, f, s) for s, f in enumerate([180, 240, 320, 410, 150])])  # 20 s
+    full = tok(x, sampling_rate=sr, chunk_seconds=None)
+    seen = []
+    encode = tok.model.encode
+
+    def spy(audio, lengths=None, num_quantizers=None):
+        seen.append(audio.shape[-1])
+        return encode(audio, lengths, num_quantizers)
+
+    monkeypatch.setattr(tok.model, "encode", spy)
+    chunked = tok(x, sampling_rate=sr, chunk_seconds=3.0, context_seconds=0.5, batch_size=2)
+    assert max(seen) <= (3.0 + 2 * 0.5) * sr + tok.hop_length
+    assert len(seen) > 1
+    assert chunked.codes.shape == full.codes.shape
+    agree = (chunked.codes == full.codes).float().mean().item()
+    assert agree > 0.95, f"chunked codes agree on only {agree:.3f} of entries"
+    # decoding in windows: convolutional decoder, context covers most of the receptive field
+    a = tok.decode(full, chunk_seconds=None).audio
+    b = tok.decode(full, chunk_seconds=3.0, context_seconds=0.5).audio
+    assert a.shape == b.shape
+    assert (a - b).abs().mean() < 0.05 * a.abs().mean() + 1e-6
+
+
+def test_short_items_are_never_chunked(tok):
+    sr = tok.sampling_rate
+    x = tone(1.0, sr)
+    assert torch.equal(tok(x, sampling_rate=sr, chunk_seconds=0.5, context_seconds=0.25).codes,
+                       tok(x, sampling_rate=sr, chunk_seconds=None).codes)
+
+
+def test_errors(tok, tmp_path):
+    sr = tok.sampling_rate
+    with pytest.raises(AudioError, match="empty"):
+        tok(np.zeros(0, np.float32), sampling_rate=sr)
+    bad = tone(0.2, sr)
+    bad[10] = np.nan
+    with pytest.raises(AudioError, match="NaN"):
+        tok(bad, sampling_rate=sr)
+    inf = tone(0.2, sr)
+    inf[3] = np.inf
+    with pytest.raises(AudioError, match="1 NaN/inf"):
+        tok([tone(0.2, sr), inf], sampling_rate=sr)
+    with pytest.raises(AudioError, match=r"shape \(2, 100\)"):
+        tok(np.zeros((2, 100), np.float32), sampling_rate=sr)
+    with pytest.raises(AudioError, match="shape"):
+        tok(np.zeros((1, 1, 2, 100), np.float32), sampling_rate=sr)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF not really a wav file")
+    with pytest.raises(AudioError, match="junk.wav"):
+        tok(str(junk))
+    with pytest.raises(AudioError, match="not found"):
+        tok(str(tmp_path / "missing.flac"))
+    with pytest.raises(CodecError, match="outside the codebook"):
+        tok.decode(torch.full((1, tok.num_quantizers, 5), tok.codebook_size))
+    with pytest.raises(CodecError, match="-1 outside the codebook"):
+        tok.decode(torch.full((1, tok.num_quantizers, 5), -1))
+    with pytest.raises(CodecError, match="integers"):
+        tok.decode(torch.zeros(1, tok.num_quantizers, 5))
+    with pytest.raises(ConfigError, match="num_quantizers=99"):
+        tok(tone(0.2, sr), sampling_rate=sr, num_quantizers=99)
+    with pytest.raises(ConfigError, match="unknown codec 'no-such-codec'"):
+        AutoCodecTokenizer.from_pretrained("no-such-codec")
+    with pytest.raises(ConfigError, match="unknown codec"):
+        AutoCodecConfig.for_model("nope")
+    with pytest.raises(ConfigError, match="unknown preset"):
+        AutoCodecConfig.for_model("language-codec", preset="huge")
+    assert issubclass(CodecError, ValueError)
+
+
+def test_builtin_name_loads_offline():
+    tok = AutoCodecTokenizer.from_pretrained("language-codec")
+    assert isinstance(tok, CodecTokenizer)
+    again = AutoCodecTokenizer.from_pretrained("language_codec")
+    x = tone(0.3, tok.sampling_rate)
+    assert torch.equal(tok(x, sampling_rate=tok.sampling_rate).codes, again(x, sampling_rate=tok.sampling_rate).codes)

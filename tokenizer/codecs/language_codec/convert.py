@@ -1,0 +1,161 @@
+"""Convert the authors' Language-Codec checkpoint to our `save_pretrained` format.
+
+The official Lightning checkpoint keeps weights under `state_dict`:
+- `feature_extractor.encodec.encoder.model.{i}.*`: EnCodec's SEANet encoder (legacy weight norm
+  `weight_g` / `weight_v`), LSTM at `model.{i}.lstm.*`;
+- `feature_extractor.encodec.quantizer.vq.layers.{k}._codebook.{embed,inited,cluster_size,embed_avg}`;
+- `backbone.*` (Vocos: embed, AdaLayerNorm `norm.{scale,shift}`, `convnext.{i}`, `final_layer_norm`),
+  `head.out` (dim -> n_fft + 2).
+Discriminators, the mel loss buffers and the unused SEANet decoder are dropped. The released model
+always codes with all 8 quantizers and picks one of 4 AdaLayerNorm rows by a bandwidth id (0-3), so the
+converted config has `quantizer_counts=[8]`, `adanorm_num_embeddings=4`; row 0 is used unless
+`decode(..., bandwidth_id=i)` says otherwise.
+
+Safety: `.ckpt`/`.pt`/`.bin` files are read with `torch.load(weights_only=True)` (tensors and plain
+containers only, never arbitrary objects); `.safetensors` files are read directly.
+
+CLI: `convert-language-codec CHECKPOINT OUT_DIR [--sampling-rate 24000]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from ...errors import CodecError
+from .configuration_language_codec import LanguageCodecConfig
+from .modeling_language_codec import LanguageCodecModel
+
+logger = logging.getLogger(__name__)
+
+ENCODER = "feature_extractor.encodec.encoder.model."
+QUANTIZER = "feature_extractor.encodec.quantizer.vq.layers."
+DROPPED = ("multiperioddisc.", "multiresddisc.", "dac.", "dacdiscriminator.", "melspec_loss.",
+           "feature_extractor.encodec.decoder.")
+_WN = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1", "bias": "bias"}
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file (Lightning `state_dict` unwrapped), read without unpickling objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CodecError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CodecError(
+            f"cannot read {path} safely (weights_only): {exc}. Re-save its `state_dict` with torch.save "
+            "or safetensors in a trusted environment and convert that file."
+        ) from exc
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CodecError(f"{path} holds no tensor state_dict")
+    return sd
+
+
+def _conv(sd: dict, src: str, dst: str, out: dict) -> None:
+    for suffix, ours in _WN.items():
+        if src + suffix in sd:
+            out[f"{dst}.{ours}"] = sd[src + suffix]
+
+
+def config_from_state_dict(sd: dict[str, torch.Tensor], sampling_rate: int = 24000) -> LanguageCodecConfig:
+    """Architecture read off the tensor shapes."""
+    idx = sorted({int(m.group(1)) for k in sd if (m := re.match(re.escape(ENCODER) + r"(\d+)\.", k))})
+    downs = [i for i in idx if f"{ENCODER}{i}.conv.conv.weight_v" in sd and i not in (idx[0], idx[-1])]
+    strides = [sd[f"{ENCODER}{i}.conv.conv.weight_v"].shape[-1] // 2 for i in downs]
+    first = sd[f"{ENCODER}{idx[0]}.conv.conv.weight_v"]
+    last = sd[f"{ENCODER}{idx[-1]}.conv.conv.weight_v"]
+    res_hidden = sd[f"{ENCODER}{idx[1]}.block.1.conv.conv.weight_v"]
+    lstm_layers = len([k for k in sd if k.startswith(ENCODER) and re.search(r"lstm\.weight_ih_l\d+$", k)])
+    n_q = len({k[len(QUANTIZER):].split(".")[0] for k in sd if k.startswith(QUANTIZER)})
+    embed = sd[f"{QUANTIZER}0._codebook.embed"]
+    convnext = {int(k.split(".")[2]) for k in sd if k.startswith("backbone.convnext.")}
+    hidden = sd["backbone.embed.weight"].shape[0]
+    return LanguageCodecConfig(
+        sampling_rate=sampling_rate, encoder_filters=first.shape[0], encoder_strides=strides,
+        encoder_residual_layers=(downs[0] - idx[0] - 1) - 1, encoder_kernel_size=first.shape[-1],
+        encoder_compress=first.shape[0] // res_hidden.shape[0], encoder_lstm_layers=lstm_layers,
+        latent_dim=last.shape[0], num_quantizers=n_q, codebook_size=embed.shape[0], num_parallel_quantizers=3,
+        quantizer_counts=[n_q], hidden_size=hidden, intermediate_size=sd["backbone.convnext.0.pwconv1.weight"].shape[0],
+        num_hidden_layers=len(convnext), num_attention_layers=0,
+        adanorm_num_embeddings=sd["backbone.norm.scale.weight"].shape[0], n_fft=sd["head.out.weight"].shape[0] - 2,
+    )
+
+
+def convert_state_dict(sd: dict[str, torch.Tensor], config: LanguageCodecConfig) -> dict[str, torch.Tensor]:
+    """Official key layout -> our module names. Raises CodecError on keys it does not know."""
+    out: dict[str, torch.Tensor] = {}
+    i = 0
+    _conv(sd, f"{ENCODER}{i}.conv.conv.", "encoder.input_conv.conv", out)
+    for b in range(len(config.encoder_strides)):
+        for j in range(config.encoder_residual_layers):
+            i += 1
+            src, dst = f"{ENCODER}{i}.", f"encoder.blocks.{b}.residual.{j}"
+            _conv(sd, src + "block.1.conv.conv.", dst + ".conv1.conv", out)
+            _conv(sd, src + "block.3.conv.conv.", dst + ".conv2.conv", out)
+            _conv(sd, src + "shortcut.conv.conv.", dst + ".shortcut.conv", out)
+        i += 2  # activation, then the strided conv
+        _conv(sd, f"{ENCODER}{i}.conv.conv.", f"encoder.blocks.{b}.downsample.conv", out)
+    i += 1
+    for k, v in sd.items():
+        if k.startswith(f"{ENCODER}{i}.lstm."):
+            out["encoder.lstm.lstm." + k[len(f"{ENCODER}{i}.lstm."):]] = v
+    i += 2  # activation, then the output conv
+    _conv(sd, f"{ENCODER}{i}.conv.conv.", "encoder.output_conv.conv", out)
+    for k, v in sd.items():
+        if k.startswith(QUANTIZER):
+            layer, _, name = k[len(QUANTIZER):].split(".", 2)
+            out[f"quantizer.layers.{layer}.{name}"] = v
+        elif k.startswith(("backbone.", "head.")):
+            out[k] = v
+    used = len(out)
+    known = sum(1 for k in sd if k.startswith((ENCODER, QUANTIZER, "backbone.", "head.")))
+    unknown = [k for k in sd if not k.startswith((ENCODER, QUANTIZER, "backbone.", "head.") + DROPPED)]
+    if unknown or used != known:
+        raise CodecError(f"unexpected keys in Language-Codec checkpoint: {unknown[:10]} (mapped {used} of {known})")
+    return out
+
+
+def convert_language_codec(checkpoint: str | Path, output_dir: str | Path, sampling_rate: int = 24000) -> Path:
+    """Official checkpoint file -> `save_pretrained` directory loadable by `AutoCodecTokenizer`."""
+    sd = load_state_dict(checkpoint)
+    config = config_from_state_dict(sd, sampling_rate)
+    model = LanguageCodecModel(config)
+    ours = convert_state_dict(sd, config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(ours))
+    extra = sorted(set(ours) - set(expected))
+    if missing or extra:
+        raise CodecError(f"checkpoint does not fit the inferred architecture: missing {missing[:8]}, extra {extra[:8]}")
+    for k, v in ours.items():
+        if v.shape != expected[k].shape:
+            raise CodecError(f"shape mismatch for {k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}")
+    model.load_state_dict(ours, strict=True)
+    out = Path(output_dir)
+    model.save_pretrained(out, safe_serialization=True)
+    logger.info("converted %d tensors from %s into %s", len(ours), checkpoint, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="official .ckpt / .pt / .safetensors file")
+    parser.add_argument("output_dir")
+    parser.add_argument("--sampling-rate", type=int, default=24000)
+    args = parser.parse_args(argv)
+    out = convert_language_codec(args.checkpoint, args.output_dir, args.sampling_rate)
+    print(f"wrote {out}/config.json and {out}/model.safetensors")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
