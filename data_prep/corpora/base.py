@@ -1,0 +1,154 @@
+"""The contract every corpus reader follows, and the small file helpers they share.
+
+A corpus never decodes audio while listing it (listing LibriTTS's ~375k files must stay fast):
+an unreadable audio file is yielded like any other and surfaces as `tokenizer.errors.AudioError`
+when `tokenizer.audio.load_audio` reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import CorpusError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LANGUAGE = "en-us"
+
+
+@dataclass
+class Utterance:
+    """One recording and what the corpus says about it.
+
+    audio: a file path, or the encoded file's bytes (hf corpus); read it with `tokenizer.audio.load_audio`.
+    text: the transcript as given ("" when the corpus has none for this file).
+    normalized_text: the corpus's own normalised transcript, None when it gives none.
+    language: espeak-ng language code ("en-us", "fr-fr", ...).
+    extra: anything else the corpus gives (subset, chapter, source path...).
+    """
+
+    id: str
+    audio: str | bytes
+    text: str
+    normalized_text: str | None
+    speaker: str
+    language: str = DEFAULT_LANGUAGE
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Corpus(ABC):
+    """Base of every corpus reader.
+
+    The constructor checks `root` at once and raises `CorpusError` naming the path and the layout it
+    expected. Iterating yields `Utterance`s in a deterministic (sorted) order; entries that cannot be
+    used (missing transcript, non-UTF-8 text, missing audio) are not yielded but recorded in
+    `skipped` as `(item, reason)`, rebuilt on every pass.
+    """
+
+    name: str = ""
+
+    def __init__(self, root: str | os.PathLike, language: str = DEFAULT_LANGUAGE) -> None:
+        self.root = Path(root).expanduser()
+        self.language = language
+        self.skipped: list[tuple[str, str]] = []
+
+    def __iter__(self) -> Iterator[Utterance]:
+        self.skipped = []
+        yield from self._utterances()
+
+    @abstractmethod
+    def _utterances(self) -> Iterator[Utterance]:
+        """Yield the corpus's utterances in sorted order, calling `_skip` for unusable entries."""
+
+    def _skip(self, item: str | os.PathLike, reason: str) -> None:
+        self.skipped.append((str(item), reason))
+        logger.debug("%s: skipped %s: %s", self.name, item, reason)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r})"
+
+
+def require_dir(path: Path, corpus: str, expected: str) -> None:
+    """Raise `CorpusError` unless `path` is an existing directory."""
+    if not path.exists():
+        raise CorpusError(f"{corpus} root {path} does not exist; expected {expected}")
+    if not path.is_dir():
+        raise CorpusError(f"{corpus} root {path} is not a directory; expected {expected}")
+
+
+def read_text(path: Path) -> tuple[str | None, str | None]:
+    """Read a small UTF-8 text file -> `(text, None)`, or `(None, reason)` when it cannot be decoded
+    or read. A byte-order mark is dropped; surrounding whitespace is stripped."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror or exc}"
+    try:
+        return raw.decode("utf-8-sig").strip(), None
+    except UnicodeDecodeError as exc:
+        return None, f"{path.name} is not valid UTF-8 (byte {exc.start})"
+
+
+def sorted_dirs(path: Path) -> list[Path]:
+    """Subdirectories of `path`, sorted by name; [] when it cannot be listed."""
+    try:
+        with os.scandir(path) as it:
+            return sorted((Path(e.path) for e in it if e.is_dir()), key=lambda p: p.name)
+    except OSError:
+        return []
+
+
+def file_names(path: Path) -> set[str]:
+    """Names of the regular files in `path` (one listing, so lookups need no further stat calls)."""
+    try:
+        with os.scandir(path) as it:
+            return {e.name for e in it if e.is_file()}
+    except OSError:
+        return set()
+
+
+def find_subsets(
+    root: Path, containers: tuple[str, ...], audio_suffix: str
+) -> tuple[Path, dict[str, Path]]:
+    """Locate the folder holding `<subset>/<speaker>/<chapter>/*<audio_suffix>` trees.
+
+    Tries `root` itself, then `root/<container>` for each container name (e.g. "LibriTTS"), and
+    returns the first that has subsets as `(data_root, {subset name: path})`; `(root, {})` if none.
+    """
+    for candidate in (root, *(root / c for c in containers)):
+        subsets = {d.name: d for d in sorted_dirs(candidate) if _looks_like_subset(d, audio_suffix)}
+        if subsets:
+            return candidate, subsets
+    return root, {}
+
+
+def _looks_like_subset(path: Path, audio_suffix: str) -> bool:
+    # A real subset has audio in practically every chapter, so peeking at a few is enough and keeps
+    # a wrong root (e.g. a subset folder passed as root) from triggering a scan of the whole tree.
+    for speaker in sorted_dirs(path)[:3]:
+        for chapter in sorted_dirs(speaker)[:3]:
+            if any(n.endswith(audio_suffix) for n in file_names(chapter)):
+                return True
+    return False
+
+
+def select_subsets(
+    available: dict[str, Path], wanted: list[str] | str | None, corpus: str, data_root: Path
+) -> list[Path]:
+    """Pick the requested subsets (all of them, sorted, when `wanted` is None)."""
+    if wanted is None:
+        return [available[k] for k in sorted(available)]
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    unknown = [w for w in wanted if w not in available]
+    if unknown:
+        raise CorpusError(
+            f"unknown {corpus} subset {', '.join(map(repr, unknown))} under {data_root}; "
+            f"available: {', '.join(sorted(available))}"
+        )
+    return [available[w] for w in dict.fromkeys(wanted)]

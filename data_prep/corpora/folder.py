@@ -1,0 +1,186 @@
+"""Any folder of audio files, or a JSONL / CSV / TSV manifest listing them.
+
+Folder: every `.wav`, `.flac`, `.ogg`, `.mp3` under `root` (recursive); the transcript is the file
+of the same name with `.txt` (else `.lab`). Manifest: one row per utterance with columns `audio`
+(a path relative to the manifest's folder, or absolute), `text`, and optionally `speaker`,
+`language`, `id`, `normalized_text`; other columns go to `Utterance.extra`.
+
+An audio file without a transcript (no `.txt`/`.lab`, or an empty/missing `text` field) is still
+yielded, with `text=""`: tokenizing audio alone is legitimate, and consumers that need text can
+filter on it. Only unreadable entries (non-UTF-8 text, missing audio file, bad manifest row,
+duplicate id) are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import CorpusError
+from .base import DEFAULT_LANGUAGE, Corpus, Utterance, read_text, require_dir
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+MANIFEST_SUFFIXES = (".jsonl", ".csv", ".tsv")
+DEFAULT_SPEAKER = "default"
+_KNOWN_COLUMNS = {"audio", "text", "normalized_text", "speaker", "language", "id"}
+LAYOUT = (
+    f"a folder of {'/'.join(s[1:] for s in AUDIO_SUFFIXES)} files (with optional same-name .txt/.lab "
+    f"transcripts) or a {'/'.join(s[1:] for s in MANIFEST_SUFFIXES)} manifest with an 'audio' column"
+)
+
+
+class Folder(Corpus):
+    """A folder of audio files or a manifest file (see the module docstring).
+
+    Folder mode: id = path relative to `root` without suffix, "/" replaced by "_"; speaker = the
+    first folder under `root` ("default" for files directly in `root`); sorted by relative path.
+    Manifest mode: rows in file order; id defaults to the audio path as in folder mode.
+    """
+
+    name = "folder"
+
+    def __init__(self, root: str | os.PathLike, language: str = DEFAULT_LANGUAGE) -> None:
+        super().__init__(root, language)
+        self.is_manifest = self.root.is_file()
+        if self.is_manifest:
+            if self.root.suffix.lower() not in MANIFEST_SUFFIXES:
+                raise CorpusError(f"{self.root} is a file but not a manifest; expected {LAYOUT}")
+            self._check_manifest_columns()
+        else:
+            require_dir(self.root, self.name, LAYOUT)
+            if next(self._audio_files(), None) is None:
+                raise CorpusError(f"no audio files under {self.root}; expected {LAYOUT}")
+
+    def _utterances(self) -> Iterator[Utterance]:
+        seen: set[str] = set()
+        source = self._manifest_utterances() if self.is_manifest else self._folder_utterances()
+        for utt in source:
+            if utt.id in seen:
+                self._skip(utt.audio, f"duplicate id {utt.id!r}")
+                continue
+            seen.add(utt.id)
+            yield utt
+
+    # -- folder mode --------------------------------------------------------------------------
+
+    def _audio_files(self) -> Iterator[Path]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()  # os.walk visits subfolders in this (now sorted) order
+            for name in sorted(filenames):
+                if name.lower().endswith(AUDIO_SUFFIXES):
+                    yield Path(dirpath) / name
+
+    def _folder_utterances(self) -> Iterator[Utterance]:
+        for path in self._audio_files():
+            rel = path.relative_to(self.root)
+            text = ""
+            for suffix in (".txt", ".lab"):
+                transcript = path.with_suffix(suffix)
+                if transcript.is_file():
+                    text, reason = read_text(transcript)
+                    break
+            else:
+                reason = None
+            if reason:
+                self._skip(path, reason)
+                continue
+            yield Utterance(
+                id=_path_id(rel),
+                audio=str(path),
+                text=text,
+                normalized_text=None,
+                speaker=rel.parts[0] if len(rel.parts) > 1 else DEFAULT_SPEAKER,
+                language=self.language,
+                extra={"path": rel.as_posix()},
+            )
+
+    # -- manifest mode ------------------------------------------------------------------------
+
+    def _rows(self) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+        """Yield `(line number, row, None)` or `(line number, None, reason)` for each data row."""
+        lines = self.root.read_bytes().splitlines(keepends=True)
+        if self.root.suffix.lower() == ".jsonl":
+            for lineno, raw in enumerate(lines, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw.decode("utf-8-sig"))
+                except UnicodeDecodeError:
+                    yield lineno, None, f"line {lineno} is not valid UTF-8"
+                    continue
+                except json.JSONDecodeError as exc:
+                    yield lineno, None, f"line {lineno} is not valid JSON: {exc.msg}"
+                    continue
+                if not isinstance(row, dict):
+                    yield lineno, None, f"line {lineno} is not a JSON object"
+                    continue
+                yield lineno, row, None
+            return
+        # csv: decode line by line so one bad line costs one row; the numbering counts file lines.
+        decoded: list[tuple[int, str]] = []
+        for lineno, raw in enumerate(lines, 1):
+            try:
+                decoded.append((lineno, raw.decode("utf-8-sig")))
+            except UnicodeDecodeError:
+                yield lineno, None, f"line {lineno} is not valid UTF-8"
+        delimiter = "\t" if self.root.suffix.lower() == ".tsv" else ","
+        reader = csv.DictReader((text for _, text in decoded), delimiter=delimiter)
+        linenos = iter(n for n, _ in decoded[1:])
+        for row in reader:
+            yield next(linenos, 0), {k: v for k, v in row.items() if k is not None}, None
+
+    def _check_manifest_columns(self) -> None:
+        for _, row, _ in self._rows():
+            if row is not None:
+                if "audio" not in row:
+                    raise CorpusError(
+                        f"manifest {self.root} has no 'audio' column (columns: {', '.join(map(str, row))}); "
+                        f"expected {LAYOUT}"
+                    )
+                return
+        raise CorpusError(f"manifest {self.root} has no usable rows; expected {LAYOUT}")
+
+    def _manifest_utterances(self) -> Iterator[Utterance]:
+        base = self.root.parent
+        for lineno, row, reason in self._rows():
+            item = f"{self.root}:{lineno}"
+            if row is None:
+                self._skip(item, reason)
+                continue
+            audio = str(row.get("audio") or "").strip()
+            if not audio:
+                self._skip(item, f"line {lineno} has no audio path")
+                continue
+            path = Path(audio).expanduser()
+            path = path if path.is_absolute() else base / path
+            if not path.is_file():
+                self._skip(item, f"audio file not found: {path}")
+                continue
+            try:
+                default_id = _path_id(path.relative_to(base))
+            except ValueError:  # absolute path outside the manifest's folder
+                default_id = path.stem
+            yield Utterance(
+                id=_field(row, "id") or default_id,
+                audio=str(path),
+                text=_field(row, "text") or "",
+                normalized_text=_field(row, "normalized_text"),
+                speaker=_field(row, "speaker") or DEFAULT_SPEAKER,
+                language=_field(row, "language") or self.language,
+                extra={k: v for k, v in row.items() if k not in _KNOWN_COLUMNS},
+            )
+
+
+def _path_id(rel: Path) -> str:
+    return rel.with_suffix("").as_posix().replace("/", "_")
+
+
+def _field(row: dict[str, Any], key: str) -> str | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None

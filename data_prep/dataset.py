@@ -1,0 +1,256 @@
+"""Readers for token shards (format in ``data_prep.shards``): a torch dataset, padding and length bucketing.
+
+``TokenShardDataset`` yields one dict per utterance::
+
+    {"id": str, "codes": LongTensor (K, F), "phoneme_ids": LongTensor (P,) or None, "record": dict}
+
+and ``collate_codes`` pads a list of them into a batch. ``DurationBucketBatcher`` groups utterances of
+similar length into batches bounded by padded frames; use it with ``DataLoader(batch_size=None)``::
+
+    ds = TokenShardDataset("out/", codec=codec, shuffle=True, max_frames=1500)
+    batches = DurationBucketBatcher(ds, max_frames_per_batch=20_000)
+    loader = DataLoader(batches, batch_size=None, num_workers=2, collate_fn=collate_codes)
+
+The same shards load with Hugging Face ``datasets`` (offline, local files)::
+
+    from data_prep.shards import shard_paths        # tars of the manifest that hold samples
+    ds = datasets.load_dataset("webdataset", data_files={"train": shard_paths("out/")}, split="train")
+    ds[0]["json"]["text"]; ds[0]["__key__"]                # the record is a dict, the key a str
+    ds.with_format("numpy")[0]["codes.npy"]                # (K, F) array; without a format, K lists of F ints
+
+Columns: ``codes.npy`` (list of K lists of F uint codes), ``json`` (the record as a struct), ``phonemes.npy``
+(list of int32, when the corpus has phoneme ids), ``__key__`` (tar key) and ``__url__`` (shard path).
+``datasets`` infers the column types from the first 5 samples of the first shard, so record fields must
+keep one type across the corpus (a field that is null in those 5 and a string later fails to load).
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import json
+import math
+import os
+import random
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+from webdataset.filters import shuffle as wds_shuffle
+from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from data_prep.errors import CorpusError
+from data_prep.shards import read_manifest
+
+CODEC_FIELDS = ("sampling_rate", "frame_rate", "codebook_size", "num_quantizers", "config_hash")
+
+
+def _codec_field(codec: Any, name: str) -> Any:
+    try:
+        value = codec[name] if isinstance(codec, Mapping) else getattr(codec, name)
+    except (KeyError, AttributeError):
+        raise CorpusError(f"codec {type(codec).__name__} has no {name!r} to check against the manifest") from None
+    return value() if callable(value) else value
+
+
+def check_codec(manifest: dict, codec: Any, where: str | os.PathLike = "manifest") -> None:
+    """Raise CorpusError naming the first of ``CODEC_FIELDS`` where ``codec`` and the manifest disagree.
+
+    codec: an object with those attributes (``config_hash`` may be a method) or a dict with those keys.
+    """
+    for name in CODEC_FIELDS:
+        ours, theirs = _codec_field(codec, name), manifest["codec"].get(name)
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ours, theirs))
+        if not (ours == theirs or (name == "frame_rate" and numbers and math.isclose(ours, theirs, rel_tol=1e-9))):
+            raise CorpusError(f"codec mismatch in {name}: {where} has {theirs!r}, the codec has {ours!r}")
+
+
+def _rank_and_world_size() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    # DataLoader workers started with "spawn" do not inherit the process group; torchrun's variables do.
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _read_shard(path: Path) -> Iterator[dict]:
+    """Decode the samples of one tar shard, in order; webdataset does the tar reading and key grouping."""
+    with open(path, "rb") as stream:
+        for sample in group_by_keys(tar_file_expander([{"url": str(path), "stream": stream}])):
+            try:
+                record = json.loads(sample["json"])
+                utt_id = record["id"]
+                codes = np.lib.format.read_array(io.BytesIO(sample["codes.npy"]), allow_pickle=False)
+                phonemes = sample.get("phonemes.npy")
+                if phonemes is not None:
+                    phonemes = torch.from_numpy(
+                        np.lib.format.read_array(io.BytesIO(phonemes), allow_pickle=False).astype(np.int64)
+                    )
+            except (KeyError, ValueError) as exc:
+                raise CorpusError(f"{path}: sample {sample.get('__key__')!r} is damaged ({exc!r})") from None
+            yield {
+                "id": utt_id,
+                "codes": torch.from_numpy(codes.astype(np.int64)),
+                "phoneme_ids": phonemes,
+                "record": record,
+            }
+
+
+class TokenShardDataset(IterableDataset):
+    """Utterances of the shards listed in ``shard_dir/manifest.json``.
+
+    Shards are split across distributed ranks and DataLoader workers (each shard is read by exactly one
+    of them, so there are no duplicates; with fewer non-empty shards than ranks x workers some readers
+    get none). With ``shuffle`` the shard order is permuted per epoch (same permutation on every rank,
+    seeded by ``seed`` and ``set_epoch``) and samples are shuffled within a buffer of ``buffer_size``.
+    ``max_frames`` drops utterances longer than that many frames. ``set_epoch`` reaches the workers
+    only when they are restarted per epoch (``persistent_workers=False``, the default).
+    """
+
+    def __init__(
+        self,
+        shard_dir: str | os.PathLike,
+        codec: Any = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        max_frames: int | None = None,
+        buffer_size: int = 1000,
+    ):
+        super().__init__()
+        self.shard_dir = Path(shard_dir)
+        self.manifest = read_manifest(self.shard_dir)
+        if codec is not None:
+            check_codec(self.manifest, codec, self.shard_dir / "manifest.json")
+        self.shards = [self.shard_dir / s["name"] for s in self.manifest["shards"] if s["num_samples"] > 0]
+        missing = [str(p) for p in self.shards if not p.is_file()]
+        if missing:
+            raise CorpusError(f"{len(missing)} shards listed in the manifest are missing: {missing[:3]}")
+        self.shuffle, self.seed, self.max_frames, self.buffer_size = shuffle, seed, max_frames, buffer_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shard and sample order of ``epoch`` (only matters with ``shuffle``)."""
+        self.epoch = epoch
+
+    def _my_shards(self) -> tuple[list[Path], int]:
+        shards = list(self.shards)
+        if self.shuffle:
+            random.Random(f"{self.seed}:{self.epoch}").shuffle(shards)
+        rank, world_size = _rank_and_world_size()
+        worker = get_worker_info()
+        worker_id, num_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        slot = rank * num_workers + worker_id
+        return shards[slot :: world_size * num_workers], slot
+
+    def __iter__(self) -> Iterator[dict]:
+        shards, slot = self._my_shards()
+        samples: Iterator[dict] = (sample for path in shards for sample in _read_shard(path))
+        if self.max_frames is not None:
+            samples = (s for s in samples if s["codes"].shape[-1] <= self.max_frames)
+        if self.shuffle:
+            rng = random.Random(f"{self.seed}:{self.epoch}:{slot}")
+            samples = wds_shuffle(self.buffer_size, self.buffer_size, rng=rng)(samples)
+        yield from samples
+
+
+def _pad_stack(tensors: list[torch.Tensor], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([t.shape[-1] for t in tensors], dtype=torch.long)
+    out = torch.full((len(tensors), *tensors[0].shape[:-1], int(lengths.max())), pad, dtype=torch.long)
+    for i, t in enumerate(tensors):
+        out[i, ..., : t.shape[-1]] = t
+    return out, lengths
+
+
+def collate_codes(samples: list[dict], pad_code: int = 0, pad_phoneme: int = 0) -> dict:
+    """Pad samples of ``TokenShardDataset`` into a batch.
+
+    Returns ``codes`` LongTensor (B, K, F_max) padded with ``pad_code``, ``code_lengths`` (B,) frames,
+    ``code_mask`` bool (B, F_max) True on real frames, ``phoneme_ids`` (B, P_max) padded with
+    ``pad_phoneme`` and ``phoneme_lengths`` (B,) (both None when the samples have no phoneme ids),
+    ``ids`` and ``records`` (lists of B).
+    """
+    if not samples:
+        raise ValueError("collate_codes needs at least one sample")
+    codes, code_lengths = _pad_stack([s["codes"] for s in samples], pad_code)
+    phonemes = [s["phoneme_ids"] for s in samples]
+    if all(p is None for p in phonemes):
+        phoneme_ids = phoneme_lengths = None
+    elif any(p is None for p in phonemes):
+        raise CorpusError("some samples of the batch have phoneme ids and some do not")
+    else:
+        phoneme_ids, phoneme_lengths = _pad_stack(phonemes, pad_phoneme)
+    return {
+        "codes": codes,
+        "code_lengths": code_lengths,
+        "code_mask": torch.arange(codes.shape[-1]) < code_lengths[:, None],
+        "phoneme_ids": phoneme_ids,
+        "phoneme_lengths": phoneme_lengths,
+        "ids": [s["id"] for s in samples],
+        "records": [s["record"] for s in samples],
+    }
+
+
+def bucket_batches(
+    samples: Iterable[dict], max_frames_per_batch: int, num_buckets: int = 8, warmup: int = 500, seed: int = 0
+) -> Iterator[list[dict]]:
+    """Group samples of similar length into batches whose padded size stays within a frame budget.
+
+    The first ``warmup`` samples set ``num_buckets`` bucket boundaries at quantiles of their frame counts.
+    Each sample then joins its bucket; a bucket is emitted as a batch when one more sample would make
+    ``len(batch) * max(num_frames)`` exceed ``max_frames_per_batch``. Leftover batches come last, in an
+    order shuffled by ``seed``. Every sample is yielded exactly once; output depends only on the input
+    order and ``seed``. Hand-written: neither webdataset nor datasets batch by a padded-frame budget.
+    Raises CorpusError for a sample longer than the budget (filter with ``max_frames``).
+    """
+    if max_frames_per_batch < 1 or num_buckets < 1:
+        raise ValueError(f"need max_frames_per_batch, num_buckets >= 1, got {max_frames_per_batch}, {num_buckets}")
+    iterator = iter(samples)
+    head = [s for _, s in zip(range(warmup), iterator)]
+    lengths = sorted(s["codes"].shape[-1] for s in head)
+    boundaries = sorted({lengths[len(lengths) * i // num_buckets] for i in range(1, num_buckets)}) if lengths else []
+    buckets: list[list[dict]] = [[] for _ in range(len(boundaries) + 1)]
+    longest = [0] * len(buckets)
+    for sample in (s for part in (head, iterator) for s in part):
+        frames = sample["codes"].shape[-1]
+        if frames > max_frames_per_batch:
+            raise CorpusError(
+                f"{sample['id']} has {frames} frames, more than max_frames_per_batch={max_frames_per_batch}; "
+                "drop such utterances with TokenShardDataset(max_frames=...)"
+            )
+        b = bisect.bisect_left(boundaries, frames)
+        if (len(buckets[b]) + 1) * max(longest[b], frames) > max_frames_per_batch:
+            yield buckets[b]
+            buckets[b], longest[b] = [], 0
+        buckets[b].append(sample)
+        longest[b] = max(longest[b], frames)
+    leftovers = [batch for batch in buckets if batch]
+    random.Random(seed).shuffle(leftovers)
+    yield from leftovers
+
+
+class DurationBucketBatcher(IterableDataset):
+    """``bucket_batches`` over a dataset, as an IterableDataset of lists of samples.
+
+    Use with ``DataLoader(batcher, batch_size=None, collate_fn=collate_codes)``; each DataLoader worker
+    batches the shards it reads. ``set_epoch`` is passed on to the dataset.
+    """
+
+    def __init__(
+        self, dataset: Iterable[dict], max_frames_per_batch: int, num_buckets: int = 8, warmup: int = 500, seed: int = 0
+    ):
+        super().__init__()
+        self.dataset, self.max_frames_per_batch = dataset, max_frames_per_batch
+        self.num_buckets, self.warmup, self.seed = num_buckets, warmup, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the leftover order and pass ``epoch`` on to the dataset."""
+        self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[dict]]:
+        seed = self.seed * 1_000_003 + self.epoch
+        return bucket_batches(self.dataset, self.max_frames_per_batch, self.num_buckets, self.warmup, seed)
