@@ -117,6 +117,11 @@ class CodecTokenizer:
         return float(self.config.tokens_per_second)
 
     @property
+    def config_hash(self) -> str:
+        """Hash of the architecture config (see `CodecConfig.config_hash`)."""
+        return self.config.config_hash()
+
+    @property
     def name(self) -> str:
         return self.config.model_type
 
