@@ -170,3 +170,13 @@ def test_clear_errors(corpus, codec_dir, tmp_path, capsys):
     assert "unknown codec 'no-such-codec'" in capsys.readouterr().err
     assert main(["libritts", "--codec", str(codec_dir), "--root", str(root), "--num-quantizers", "2"]) == 2
     assert "num_quantizers=2" in capsys.readouterr().err
+
+
+def test_builtin_sample_corpus_is_the_default_root(codec_dir, tmp_path, capsys):
+    out = tmp_path / "sample"
+    assert main(["libritts", "--codec", str(codec_dir), "--out", str(out), "--num-workers", "0"]) == 0
+    m = read_manifest(out)
+    assert m["counts"]["utterances"] == 20 and m["counts"]["skipped"] == 0
+    assert m["corpus"]["root"].endswith("LibriTTS")
+    printed = capsys.readouterr().out
+    assert "20 utterances" in printed and "real-time" in printed
