@@ -160,7 +160,7 @@ def test_librispeech(tmp_path):
         "84-121123-0004.flac": "no transcript line in 84-121123.trans.txt",
     }
     assert load_audio(utts[0].audio)[1] == SR
-    with pytest.raises(CorpusError, match=r"no LibriSpeech subset folders under .*\*\.flac"):
+    with pytest.raises(CorpusError, match=r"no librispeech subset folders under .*\*\.flac"):
         LibriSpeech(tmp_path / "LibriSpeech" / "dev-clean" / "84")
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tokenizer import AutoCodecConfig, AutoCodecTokenizer, ConfigError
+from tokenizer import AutoCodecTokenizer, ConfigError
 from tokenizer.codecs.language_codec import LanguageCodecConfig, LanguageCodecModel
 from tokenizer.codecs.language_codec.convert import convert_language_codec, main as convert_main
 from tokenizer.losses import multi_scale_spectral_loss

@@ -3,7 +3,6 @@
 import io
 import json
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest

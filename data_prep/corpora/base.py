@@ -152,3 +152,43 @@ def select_subsets(
             f"available: {', '.join(sorted(available))}"
         )
     return [available[w] for w in dict.fromkeys(wanted)]
+
+
+class SubsetCorpus(Corpus):
+    """A `<root>/<subset>/<speaker>/<chapter>/` tree (LibriTTS, LibriSpeech): finds and selects the
+    subsets, walks speakers and chapters in sorted order, and leaves one chapter's files to `_chapter`.
+
+    Subclasses set `layout` (for error messages), `containers` (folder names the subsets may sit in)
+    and `audio_suffix`.
+    """
+
+    layout: str = ""
+    containers: tuple[str, ...] = ()
+    audio_suffix: str = ".wav"
+
+    def __init__(self, root: str | os.PathLike, subsets: list[str] | str | None = None,
+                 language: str = DEFAULT_LANGUAGE) -> None:
+        super().__init__(root, language)
+        require_dir(self.root, self.name, self.layout)
+        self.data_root, self.available_subsets = find_subsets(self.root, self.containers, self.audio_suffix)
+        if not self.available_subsets:
+            raise CorpusError(
+                f"no {self.name} subset folders under {self.root}; expected {self.layout} "
+                "(if this is a subset folder itself, pass its parent as root)"
+            )
+        self.subset_dirs = select_subsets(self.available_subsets, subsets, self.name, self.data_root)
+
+    @property
+    def subsets(self) -> list[str]:
+        """Names of the subsets this reader iterates."""
+        return [d.name for d in self.subset_dirs]
+
+    def _utterances(self) -> Iterator[Utterance]:
+        for subset in self.subset_dirs:
+            for speaker in sorted_dirs(subset):
+                for chapter in sorted_dirs(speaker):
+                    yield from self._chapter(subset.name, speaker.name, chapter)
+
+    @abstractmethod
+    def _chapter(self, subset: str, speaker: str, chapter: Path) -> Iterator[Utterance]:
+        """Utterances of one chapter folder."""

@@ -4,58 +4,23 @@ punctuation)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import CorpusError
-from .base import (
-    DEFAULT_LANGUAGE,
-    Corpus,
-    Utterance,
-    file_names,
-    find_subsets,
-    require_dir,
-    select_subsets,
-    sorted_dirs,
-)
+from .base import SubsetCorpus, Utterance, file_names
 
 LAYOUT = "<root>/<subset>/<speaker>/<chapter>/*.flac with <speaker>-<chapter>.trans.txt"
 
 
-class LibriSpeech(Corpus):
+class LibriSpeech(SubsetCorpus):
     """LibriSpeech. `root` may hold the subsets directly or a `LibriSpeech` folder; `subsets` picks
     some (default: all, sorted). The transcript is already normalised by the corpus but is given as
     `text` with `normalized_text=None`, since there is no second form to offer."""
 
     name = "librispeech"
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        subsets: list[str] | str | None = None,
-        language: str = DEFAULT_LANGUAGE,
-    ) -> None:
-        super().__init__(root, language)
-        require_dir(self.root, self.name, LAYOUT)
-        self.data_root, self.available_subsets = find_subsets(self.root, ("LibriSpeech",), ".flac")
-        if not self.available_subsets:
-            raise CorpusError(
-                f"no LibriSpeech subset folders under {self.root}; expected {LAYOUT} "
-                "(if this is a subset folder itself, pass its parent as root)"
-            )
-        self.subset_dirs = select_subsets(self.available_subsets, subsets, self.name, self.data_root)
-
-    @property
-    def subsets(self) -> list[str]:
-        """Names of the subsets this reader iterates."""
-        return [d.name for d in self.subset_dirs]
-
-    def _utterances(self) -> Iterator[Utterance]:
-        for subset in self.subset_dirs:
-            for speaker in sorted_dirs(subset):
-                for chapter in sorted_dirs(speaker):
-                    yield from self._chapter(subset.name, speaker.name, chapter)
+    layout = LAYOUT
+    containers = ("LibriSpeech",)
+    audio_suffix = ".flac"
 
     def _chapter(self, subset: str, speaker: str, chapter: Path) -> Iterator[Utterance]:
         names = file_names(chapter)

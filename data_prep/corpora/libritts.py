@@ -3,27 +3,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import CorpusError
-from .base import (
-    DEFAULT_LANGUAGE,
-    Corpus,
-    Utterance,
-    file_names,
-    find_subsets,
-    read_text,
-    require_dir,
-    select_subsets,
-    sorted_dirs,
-)
+from .base import SubsetCorpus, Utterance, file_names, read_text
 
 LAYOUT = "<root>/<subset>/<speaker>/<chapter>/<utt>.wav with <utt>.normalized.txt and <utt>.original.txt"
 
 
-class LibriTTS(Corpus):
+class LibriTTS(SubsetCorpus):
     """LibriTTS. `root` may hold the subsets (`dev-clean`, ...) directly or a `LibriTTS` folder;
     `subsets` picks some of them (default: every subset found, sorted by name).
 
@@ -32,34 +20,9 @@ class LibriTTS(Corpus):
     """
 
     name = "libritts"
-    containers: tuple[str, ...] = ("LibriTTS", "LibriTTS_R")
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        subsets: list[str] | str | None = None,
-        language: str = DEFAULT_LANGUAGE,
-    ) -> None:
-        super().__init__(root, language)
-        require_dir(self.root, self.name, LAYOUT)
-        self.data_root, self.available_subsets = find_subsets(self.root, self.containers, ".wav")
-        if not self.available_subsets:
-            raise CorpusError(
-                f"no {self.name} subset folders under {self.root}; expected {LAYOUT} "
-                "(if this is a subset folder itself, pass its parent as root)"
-            )
-        self.subset_dirs = select_subsets(self.available_subsets, subsets, self.name, self.data_root)
-
-    @property
-    def subsets(self) -> list[str]:
-        """Names of the subsets this reader iterates."""
-        return [d.name for d in self.subset_dirs]
-
-    def _utterances(self) -> Iterator[Utterance]:
-        for subset in self.subset_dirs:
-            for speaker in sorted_dirs(subset):
-                for chapter in sorted_dirs(speaker):
-                    yield from self._chapter(subset.name, speaker.name, chapter)
+    layout = LAYOUT
+    containers = ("LibriTTS", "LibriTTS_R")
+    audio_suffix = ".wav"
 
     def _chapter(self, subset: str, speaker: str, chapter: Path) -> Iterator[Utterance]:
         names = file_names(chapter)
