@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--language", default=None, help="espeak language for phonemes (default: the corpus's)")
     p.add_argument("--no-phonemes", action="store_true", help="skip phonemization")
+    p.add_argument("--sentencepiece", type=int, default=None, metavar="VOCAB",
+                   help="also train a sentencepiece model of this vocabulary size on the normalised text (spm.model)")
     p.add_argument("--stop-after-shards", type=int, default=None, help=argparse.SUPPRESS)  # test hook: simulated kill
     return p
 
@@ -161,6 +163,11 @@ def _run(args) -> int:
     todo = [p for p in plans if p.name not in done]
     if rank == 0 and vocab is not None:
         vocab.save(out / "phonemes.json")
+    if rank == 0 and args.sentencepiece:
+        from .text.spm import train_sentencepiece
+
+        train_sentencepiece([u.normalized_text for u in utts if u.normalized_text], str(out / "spm"),
+                            vocab_size=args.sentencepiece)
     logger.info("%s: %d utterances in %d shards (%d finished before, %d to do on rank %d/%d), codec %s",
                 args.corpus, len(utts), plans[0].num_shards if plans else 0, len(done), len(todo), rank, world, tok)
 
@@ -216,7 +223,8 @@ def _run(args) -> int:
     summary = {"rank": rank, **stats}
     if rank == 0:
         corpus_info = {"name": args.corpus, "root": str(corpus.root), "subsets": subsets,
-                       "phoneme_vocab": "phonemes.json" if vocab is not None else None}
+                       "phoneme_vocab": "phonemes.json" if vocab is not None else None,
+                       "sentencepiece": "spm.model" if args.sentencepiece else None}
         manifest = write_manifest(out, codec_info, corpus_info, extra_skipped=listing_skipped)
         summary["manifest"] = manifest["counts"]
     elapsed = time.perf_counter() - t0

@@ -174,8 +174,14 @@ def test_clear_errors(corpus, codec_dir, tmp_path, capsys):
 
 def test_builtin_sample_corpus_is_the_default_root(codec_dir, tmp_path, capsys):
     out = tmp_path / "sample"
-    assert main(["libritts", "--codec", str(codec_dir), "--out", str(out), "--num-workers", "0"]) == 0
+    assert main(["libritts", "--codec", str(codec_dir), "--out", str(out), "--num-workers", "0",
+                 "--sentencepiece", "80"]) == 0
     m = read_manifest(out)
+    from data_prep.text.spm import encode_texts, load_sentencepiece
+
+    spm = load_sentencepiece(out / "spm.model")
+    ids = encode_texts(spm, ["the quick brown fox"])[0]
+    assert ids and max(ids) < 80 and m["corpus"]["sentencepiece"] == "spm.model"
     assert m["counts"]["utterances"] == 20 and m["counts"]["skipped"] == 0
     assert m["corpus"]["root"].endswith("LibriTTS")
     printed = capsys.readouterr().out
