@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from transformers import AutoConfig, AutoModel
 
 from .codecs.language_codec import LanguageCodecConfig, LanguageCodecModel
+from .codecs.stable_codec import StableCodecConfig, StableCodecModel, StableCodecTokenizer
 from .errors import ConfigError
 from .tokenization import CodecTokenizer
 
@@ -34,6 +35,11 @@ CODECS: dict[str, CodecSpec] = {
     "language_codec": CodecSpec(
         "language_codec", LanguageCodecConfig, LanguageCodecModel, CodecTokenizer,
         "Language-Codec: SEANet encoder, masked-channel RVQ, Vocos iSTFT decoder", "paper",
+    ),
+    "stable_codec": CodecSpec(
+        "stable_codec", StableCodecConfig, StableCodecModel, StableCodecTokenizer,
+        "Stable Codec (TAAE): patched transformer autoencoder, FSQ with post-hoc residual stages",
+        "small",  # the untrained fallback: the paper preset has 953 M parameters
     ),
 }
 
