@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from transformers import AutoConfig, AutoModel
 
 from .codecs.language_codec import LanguageCodecConfig, LanguageCodecModel
+from .codecs.rate_aware import RateAwareConfig, RateAwareModel, RateAwareTokenizer
 from .codecs.stable_codec import StableCodecConfig, StableCodecModel, StableCodecTokenizer
 from .errors import ConfigError
 from .tokenization import CodecTokenizer
@@ -41,6 +42,7 @@ CODECS: dict[str, CodecSpec] = {
         "Stable Codec (TAAE): patched transformer autoencoder, FSQ with post-hoc residual stages",
         "small",  # the untrained fallback: the paper preset has 953 M parameters
     ),
+    "rate_aware": CodecSpec("rate_aware", RateAwareConfig, RateAwareModel, RateAwareTokenizer, "Rate-Aware Learned Speech Compression: CNN-RWKV transforms, channel-wise entropy model, range-coded bitstreams", "paper"),
 }
 
 
