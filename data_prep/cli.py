@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subsets", default=None, help="comma-separated subsets (libritts, librispeech)")
     p.add_argument("--out", default=None, help="output directory (default: tokens/<corpus>-<codec>)")
     p.add_argument("--num-quantizers", type=int, default=None, help="codes per frame (bitrate control)")
+    p.add_argument("--quantization", default=None, metavar="K=V[,K=V]",
+                   help="post-hoc quantization for codecs that offer it, e.g. levels=5,stages=2 or "
+                        "preset=2x15625_700bps (stable-codec); recorded in the manifest")
     p.add_argument("--batch-seconds", type=float, default=120.0, help="padded audio seconds per encoder batch")
     p.add_argument("--num-workers", type=int, default=1, help="audio reading/resampling processes")
     p.add_argument("--shard-size", type=int, default=500, help="utterances per shard")
@@ -122,6 +125,23 @@ def _phonemes(utts, no_phonemes: bool):
     return {u.id: s for u, s in zip(utts, strings)}, vocab
 
 
+def _set_quantization(tok, spec: str) -> None:
+    """Apply `levels=5,stages=2`-style settings through the tokenizer's `set_quantization`."""
+    if not hasattr(tok, "set_quantization"):
+        raise CodecError(f"codec {tok.name} has no post-hoc quantization (--quantization {spec})")
+    kwargs = {}
+    for part in spec.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise CodecError(f"--quantization expects key=value pairs, got {part!r}")
+        value = value.strip()
+        kwargs[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+    try:
+        tok.set_quantization(**kwargs)
+    except TypeError as exc:
+        raise CodecError(f"--quantization {spec}: {exc}") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -143,6 +163,8 @@ def _run(args) -> int:
     kwargs = {"language": args.language} if args.language else {}
     corpus = get_corpus(args.corpus, root=args.root, subsets=subsets, **kwargs)
     tok = AutoCodecTokenizer.from_pretrained(args.codec, device=args.device)
+    if args.quantization:
+        _set_quantization(tok, args.quantization)
     k = tok.model.check_num_quantizers(args.num_quantizers)
     rank, world, barrier = _distributed()
     out = Path(args.out or f"tokens/{args.corpus}-{Path(str(args.codec)).name}")

@@ -1,6 +1,7 @@
 """`tokenize-corpus` run in-process on a generated LibriTTS-layout corpus with bad files among good ones."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -186,3 +187,24 @@ def test_builtin_sample_corpus_is_the_default_root(codec_dir, tmp_path, capsys):
     assert m["corpus"]["root"].endswith("LibriTTS")
     printed = capsys.readouterr().out
     assert "20 utterances" in printed and "real-time" in printed
+
+
+def test_post_hoc_quantization_is_recorded_in_the_manifest(corpus, tmp_path, capsys):
+    tok = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("stable-codec", preset="tiny"))
+    codec = tok.save_pretrained(tmp_path / "fsq")
+    out = tmp_path / "fsq-out"
+    assert _run(corpus, codec, out, "--no-phonemes", "--quantization", "levels=5,stages=2") == 0
+    m = read_manifest(out)
+    assert (m["codec"]["fsq_levels"], m["codec"]["fsq_stages"], m["codec"]["num_quantizers"]) == (5, 2, 2)
+    assert m["codec"]["codebook_size"] == 5 ** tok.config.latent_dim
+    assert m["codec"]["bitrate"] == tok.frame_rate * 2 * math.ceil(math.log2(5 ** tok.config.latent_dim))
+    sample = next(iter(TokenShardDataset(out)))
+    assert sample["codes"].shape[0] == 2 and int(sample["codes"].max()) < 5 ** tok.config.latent_dim
+    root = corpus[0]
+    assert main(["libritts", "--codec", str(codec), "--root", str(root), "--out", str(tmp_path / "x"),
+                 "--quantization", "levels=2"]) == 2
+    assert "levels" in capsys.readouterr().err
+    lc = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("language-codec", preset="tiny"))
+    assert main(["libritts", "--codec", str(lc.save_pretrained(tmp_path / "lc")), "--root", str(root),
+                 "--out", str(tmp_path / "y"), "--quantization", "levels=5"]) == 2
+    assert "no post-hoc quantization" in capsys.readouterr().err

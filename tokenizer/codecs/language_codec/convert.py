@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ...checkpoints import load_state_dict
 from ...errors import CodecError
 from .configuration_language_codec import LanguageCodecConfig
 from .modeling_language_codec import LanguageCodecModel
@@ -37,28 +38,6 @@ QUANTIZER = "feature_extractor.encodec.quantizer.vq.layers."
 DROPPED = ("multiperioddisc.", "multiresddisc.", "dac.", "dacdiscriminator.", "melspec_loss.",
            "feature_extractor.encodec.decoder.")
 _WN = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1", "bias": "bias"}
-
-
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file (Lightning `state_dict` unwrapped), read without unpickling objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise CodecError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CodecError(
-            f"cannot read {path} safely (weights_only): {exc}. Re-save its `state_dict` with torch.save "
-            "or safetensors in a trusted environment and convert that file."
-        ) from exc
-    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CodecError(f"{path} holds no tensor state_dict")
-    return sd
 
 
 def _conv(sd: dict, src: str, dst: str, out: dict) -> None:

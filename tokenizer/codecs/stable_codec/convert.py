@@ -39,8 +39,8 @@ from pathlib import Path
 
 import torch
 
+from ...checkpoints import load_state_dict
 from ...errors import CodecError
-from ..language_codec.convert import load_state_dict
 from .configuration_stable_codec import QUANTIZATION_PRESETS, StableCodecConfig
 from .modeling_stable_codec import StableCodecModel
 
