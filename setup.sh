@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEB_PACKAGES="espeak-ng"
+DEB_PACKAGES="espeak-ng opus-tools codec2"
 missing=""
 for pkg in $DEB_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
@@ -16,7 +16,7 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   else
     echo "setup: please install the Debian packages:$missing (sudo apt-get install -y$missing);"
-    echo "       phonemes are unavailable until then"
+    echo "       phonemes and the Opus/Codec2 baselines are unavailable until then"
   fi
 fi
 
@@ -37,7 +37,8 @@ if [ ! -f "$stamp" ]; then
   echo "setup: installing torch 2.13.0 (CPU) and the package (a few minutes the first time)"
   pip_install --upgrade pip
   pip_install torch==2.13.0
-  pip_install -e ".[dev]"
+  pip_install -e ".[dev,eval]"
+  pip_install --no-deps resemblyzer==0.1.4
   .venv/bin/python -c "import torch, transformers, tokenizer, data_prep"
   rm -f .venv/.installed-*
   touch "$stamp"

