@@ -210,3 +210,12 @@ def test_builtin_name_loads_offline():
     again = AutoCodecTokenizer.from_pretrained("language_codec")
     x = tone(0.3, tok.sampling_rate)
     assert torch.equal(tok(x, sampling_rate=tok.sampling_rate).codes, again(x, sampling_rate=tok.sampling_rate).codes)
+
+
+def test_overrides_on_a_preset_rederive_dependent_fields():
+    cfg = AutoCodecConfig.for_model("language-codec", preset="tiny", num_quantizers=4)
+    assert cfg.num_quantizers == 4 and cfg.quantizer_counts == [3, 4] and cfg.adanorm_num_embeddings == 2
+    cfg = AutoCodecConfig.for_model("language-codec", preset="tiny", num_quantizers=5, quantizer_counts=[5])
+    assert cfg.quantizer_counts == [5]
+    with pytest.raises(ConfigError, match="unknown config field"):
+        AutoCodecConfig.for_model("language-codec", preset="tiny", no_such_field=1)

@@ -68,6 +68,11 @@ class AutoCodecConfig:
             unknown = [k for k in overrides if k not in fields]
             if unknown:
                 raise ConfigError(f"unknown config field(s) {unknown} for {spec.model_type}")
+            # Fields that default to None are derived from others in __post_init__ (e.g. quantizer_counts
+            # from num_quantizers): let them be derived again unless the caller sets them.
+            for key in fields:
+                if key not in overrides and getattr(spec.config_class, key, 0) is None:
+                    fields[key] = None
             fields.update(overrides)
             config = spec.config_class.from_dict(fields)
         return config

@@ -1,0 +1,316 @@
+"""The trainer's configuration: plain dataclasses read from YAML, with dotted command-line overrides.
+
+    cfg = load_config("configs/codec/language_codec_tiny.yaml", ["--optim.lr=1e-4", "--steps=20"])
+
+Every key has a default here, so a YAML file only says what differs. Unknown keys and values of the
+wrong type raise `ConfigError` naming the key. Values are coerced to the field's type, so `lr: 1e-4`
+(a string to YAML 1.1) is the float 0.0001.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from ..errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """What to train: a registry codec built from a preset and field overrides, or a `save_pretrained`
+    directory to continue from (`init_from`, which then wins over codec/preset/overrides)."""
+
+    codec: str = "language_codec"
+    preset: str | None = "tiny"
+    overrides: dict = field(default_factory=dict)
+    init_from: str | None = None
+
+
+@dataclass
+class DataConfig:
+    """Training crops. `corpus`/`root`/`subsets` go to `data_prep.corpora.get_corpus`.
+
+    holdout_speakers: an int N (the last N of the sorted speaker ids) or a list of speaker ids; their
+    utterances form the evaluation set. speaker_from_filename: speaker = the file name's prefix before
+    the first "-" or "_" (LibriSpeech `<speaker>-<chapter>-<utt>.flac` in a flat folder).
+    Loudness: each utterance is scaled so its RMS is `target_dbfs` dBFS, then each crop gets a random
+    gain uniform in [-gain_db, +gain_db] dB and is scaled down if its peak exceeds `peak`. Silence is kept.
+    """
+
+    corpus: str = "folder"
+    root: str | None = None
+    subsets: list | None = None
+    speaker_from_filename: bool = False
+    holdout_speakers: Union[int, list] = 0
+    segment_seconds: float = 1.0
+    batch_size: int = 8
+    preload: bool = True
+    num_workers: int = 0
+    target_dbfs: float = -23.0
+    gain_db: float = 6.0
+    peak: float = 0.99
+    eval_items: int = 4
+    eval_seconds: float = 4.0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW for the generator (and the discriminators at `disc_lr`, default `lr`).
+
+    The learning rate is a pure function of the step: linear warm-up over `warmup_steps`, then
+    `schedule` = "cosine" (down to `min_lr_ratio` x lr at the last step), "exponential"
+    (lr x `gamma` ** steps after warm-up) or "constant". `grad_clip` <= 0 disables clipping.
+    """
+
+    lr: float = 2e-4
+    disc_lr: float | None = None
+    betas: list = field(default_factory=lambda: [0.8, 0.99])
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    grad_accum_steps: int = 1
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.0
+    gamma: float = 0.9999
+
+
+@dataclass
+class LossConfig:
+    """Weights (0 disables a term) and settings of the generator losses (see `train/losses.py`).
+
+    Reconstruction terms (mel, multi_scale_spectral, time_l1, perceptual) are multiplied by
+    max(recon_decay ** (step / recon_decay_steps), recon_decay_floor): set recon_decay < 1 to shift
+    weight from reconstruction to the adversarial terms as training goes on. `commit` weighs the model
+    output's `commit_loss` (Language-Codec has already applied its config's `commitment_weight`).
+    `feature_matching_normalized`: Stable Codec's variant (each layer divided by the mean |real feature|).
+    `perceptual_model`: a local transformers speech model directory (WavLM, HuBERT...), never downloaded.
+    """
+
+    mel: float = 45.0
+    mel_n_fft: int = 1024
+    mel_hop_length: int = 256
+    mel_n_mels: int = 80
+    multi_scale_spectral: float = 1.0
+    mss_windows: list = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024, 2048])
+    time_l1: float = 0.0
+    commit: float = 1.0
+    adversarial: float = 1.0
+    feature_matching: float = 2.0
+    feature_matching_normalized: bool = False
+    recon_decay: float = 1.0
+    recon_decay_steps: int = 1000
+    recon_decay_floor: float = 0.0
+    perceptual: float = 0.0
+    perceptual_model: str | None = None
+    perceptual_layers: list | None = None
+    perceptual_sampling_rate: int = 16000
+
+
+@dataclass
+class DiscConfig:
+    """Which discriminators are active and how wide (see `train/discriminators.py`)."""
+
+    mpd: bool = True
+    mpd_periods: list = field(default_factory=lambda: [2, 3, 5, 7, 11])
+    mpd_channels: int = 32
+    mpd_max_channels: int = 1024
+    mrd: bool = True
+    mrd_resolutions: list = field(default_factory=lambda: [[512, 128, 512], [1024, 256, 1024], [2048, 512, 2048]])
+    mrd_channels: int = 32
+    mstft: bool = False
+    mstft_n_ffts: list = field(default_factory=lambda: [1024, 2048, 512, 256, 128])
+    mstft_inharmonic: bool = False
+    mstft_compress: float = 1.0
+    mstft_channels: int = 32
+
+    @property
+    def any(self) -> bool:
+        return self.mpd or self.mrd or self.mstft
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Outputs under `out_dir`: `state/step-N` (accelerate state for --resume),
+    `export/step-N` and `final` (save_pretrained directories), TensorBoard logs and `log.jsonl`.
+
+    objective: "reconstruction" (weighted losses) or "rate_distortion" (rate + lambda_rd x distortion,
+    the rate being the model output's `rate_loss` in bits per audio sample; see `loop.py`).
+    stop_at: end this invocation after that step (state saved), to continue later with `--resume`;
+    the LR schedule still spans `steps`. resume: "" (fresh), "latest" or a state directory.
+    mixed_precision: "bf16" / "fp16" on a GPU only (float32 elsewhere, with a warning); with the GAN
+    prefer bf16, as accelerate's single fp16 loss scaler is updated after each of the two optimizers.
+    """
+
+    out_dir: str = "runs/codec"
+    steps: int = 1000
+    stop_at: int | None = None
+    seed: int = 0
+    mixed_precision: str = "no"
+    objective: str = "reconstruction"
+    lambda_rd: float = 1.0
+    disc_start_step: int = 0
+    log_every: int = 10
+    eval_every: int = 500
+    save_every: int = 500
+    export_every: int = 1000
+    keep_states: int = 2
+    log_with: str | None = "tensorboard"
+    find_unused_parameters: bool = False
+    resume: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    disc: DiscConfig = field(default_factory=DiscConfig)
+
+    def __post_init__(self):
+        choices = {"objective": ("reconstruction", "rate_distortion"), "mixed_precision": ("no", "fp16", "bf16"),
+                   "optim.schedule": ("cosine", "exponential", "constant")}
+        for key, allowed in choices.items():
+            value = get_dotted(self, key)
+            if value not in allowed:
+                raise ConfigError(f"{key}={value!r} not one of {', '.join(allowed)}")
+        for key in ("steps", "data.batch_size", "optim.grad_accum_steps", "log_every", "eval_every",
+                    "save_every", "export_every"):
+            if get_dotted(self, key) < 1:
+                raise ConfigError(f"{key}={get_dotted(self, key)} must be >= 1")
+        if self.data.segment_seconds <= 0:
+            raise ConfigError(f"data.segment_seconds={self.data.segment_seconds} must be > 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def get_dotted(obj: Any, key: str) -> Any:
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """`value` as the annotated type (float from "1e-4", nested dataclasses from dicts)."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{key}={value!r} has the wrong type (expected {hint})")
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return build(hint, value, prefix=f"{key}.")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{key}={value!r} must be true or false")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}={value!r} must be a number") from None
+        if hint is int:
+            if number != int(number):
+                raise ConfigError(f"{key}={value!r} must be an integer")
+            return int(number)
+        return number
+    if hint is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}={value!r} must be a string")
+        return str(value)
+    if hint in (list, dict):
+        if not isinstance(value, hint):
+            raise ConfigError(f"{key}={value!r} must be a {hint.__name__}")
+        return value
+    return value
+
+
+def build(cls: type, values: dict, prefix: str = "") -> Any:
+    """Instantiate dataclass `cls` from a (nested) dict; unknown keys raise `ConfigError`."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+                          f"known under {prefix or 'top level'}: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """["--optim.lr=1e-4", "--steps", "20", "--model.overrides.num_quantizers=4"] -> nested dict.
+
+    Values are parsed as YAML scalars/lists (`--disc.mpd_periods=[2,3]`, `--data.root=null`).
+    """
+    out: dict = {}
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if not item.startswith("--") or len(item) == 2:
+            raise ConfigError(f"unexpected argument {item!r}: overrides look like --section.key=value")
+        key, eq, raw = item[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(items) or items[i + 1].startswith("--"):
+                raise ConfigError(f"override {item!r} has no value; write --{key}=VALUE")
+            raw = items[i + 1]
+            i += 1
+        i += 1
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.replace("-", "_").split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override --{key} conflicts with another override of {part}")
+        node[parts[-1]] = value
+    return out
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """Recursive dict merge: `extra` wins; nested mappings are merged, everything else replaced."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
+    """Read a YAML file (or start from the defaults when `path` is None) and apply overrides."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+        if not isinstance(values, dict):
+            raise ConfigError(f"config {path} must be a mapping at the top level")
+    if overrides:
+        values = merge(values, overrides if isinstance(overrides, dict) else parse_overrides(overrides))
+    return build(TrainConfig, values)
+
+
+def dump_config(cfg: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,340 @@
+"""The codec training loop on `accelerate`, readable top to bottom in `train()`.
+
+One optimizer step = `grad_accum_steps` micro-batches. For each micro-batch: the generator (codec)
+reconstructs the crops; the discriminators' hinge loss on the real and detached generated audio is
+backpropagated (one forward over both halves); then the generator's loss is backpropagated, its
+adversarial terms computed through the discriminators with their weights frozen (so both players see the
+discriminators as they were at the start of the step, and the real-audio features of the first pass serve
+feature matching). After the last micro-batch both optimizers step (gradients clipped). Before
+`disc_start_step` the discriminators are neither used nor trained.
+
+Objectives: "reconstruction": loss = sum of weighted reconstruction terms + weighted commitment loss
+(+ adversarial and feature-matching terms). "rate_distortion": loss = rate + lambda_rd x distortion
+(+ weighted commitment), where distortion is everything above but the commitment term and rate is the
+model output's `rate_loss`, in bits per audio sample (so rate x sampling_rate is bits per second, logged
+as `rate/bps`); a model whose output has no `rate_loss` is refused.
+
+Reproducibility and resume: the learning rate is a pure function of the step, crops are drawn from
+(seed, step, micro-batch, rank), and torch's global generator is re-seeded from (seed, step) at every step
+(identically on every rank, so random choices inside the model such as quantizer dropout agree across
+processes). A run resumed from `<out>/state/step-N` therefore continues exactly like an uninterrupted one.
+`log.jsonl` is appended to (after resuming from an earlier state, a step's last row is the valid one).
+The state directory is written by `accelerate.save_state`: weights as safetensors, optimizer, scaler and
+RNG states as torch files that `load_state` reads with `weights_only=True`. Resume only from states you
+wrote. Exported models (`<out>/export/step-N`, `<out>/final`) are `save_pretrained` directories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import shutil
+import time
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from .config import ModelConfig, OptimConfig, TrainConfig, dump_config
+from .data import CodecData, StepBatches
+from .discriminators import Discriminators
+from .losses import (MelSpectrogram, ReconstructionLoss, discriminator_hinge_loss, feature_matching_loss,
+                     generator_hinge_loss)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a run did: first and last step of this invocation, wall time (s), the last logged values
+(and eval metrics), the last export and state directories, every logged row."""
+
+    start_step: int
+    step: int
+    seconds: float
+    last_logs: dict
+    export_dir: Path | None
+    state_dir: Path | None
+    history: list[dict] = field(default_factory=list)
+    is_main_process: bool = True
+
+
+def build_model(cfg: ModelConfig, seed: int) -> nn.Module:
+    """A registry codec from preset + overrides (seeded init), or the model of a save_pretrained directory."""
+    from ..auto import AutoCodecConfig, AutoCodecTokenizer
+    from ..registry import get_codec_spec
+
+    if cfg.init_from:
+        return AutoCodecTokenizer.from_pretrained(cfg.init_from).model
+    config = AutoCodecConfig.for_model(cfg.codec, preset=cfg.preset, **cfg.overrides)
+    torch.manual_seed(seed)
+    return get_codec_spec(config.model_type).model_class(config)
+
+
+def lr_scale(step: int, cfg: OptimConfig, total_steps: int) -> float:
+    """Multiplier of the base learning rate at `step` (0-based): warm-up, then the chosen decay."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    done = step - cfg.warmup_steps
+    if cfg.schedule == "cosine":
+        progress = min(done / max(total_steps - cfg.warmup_steps - 1, 1), 1.0)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if cfg.schedule == "exponential":
+        return cfg.gamma ** done
+    return 1.0
+
+
+def latest_state(out_dir: Path) -> Path | None:
+    """The `state/step-N` directory with the largest N that finished writing (has trainer.json)."""
+    states = [p for p in (out_dir / "state").glob("step-*") if (p / "trainer.json").is_file()]
+    return max(states, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def match_length(audio: torch.Tensor, length: int) -> torch.Tensor:
+    """Trim or zero-pad (B, 1, T') to T = `length` samples (decoders emit whole frames)."""
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    return torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
+
+
+def audio_metrics(reference: np.ndarray, estimate: np.ndarray, sampling_rate: int, mel: MelSpectrogram) -> dict:
+    """Evaluation metrics of one clip (1-D arrays): `mel_distance` (mean |log mel difference|) and `stoi`
+    (pystoi, 0..1). Kept in one function so a shared metrics module can replace it."""
+    from pystoi import stoi
+
+    ref, est = torch.from_numpy(reference)[None], torch.from_numpy(estimate)[None]
+    out = {"mel_distance": float((mel(ref) - mel(est)).abs().mean())}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(stoi(reference, estimate, sampling_rate, extended=False))
+    # pystoi warns and returns 1e-5 when a clip has too few non-silent frames: the metric is undefined then.
+    out["stoi"] = float("nan") if any("STFT frames" in str(w.message) for w in caught) else value
+    return out
+
+
+def spectrogram_image(reference: torch.Tensor, estimate: torch.Tensor) -> np.ndarray:
+    """Two log-mel spectrograms (n_mels, frames), reference above estimate, as an RGB uint8 image (H, W, 3)
+    with a viridis-like colour map (numpy only: no plotting dependency)."""
+    lo, hi = float(reference.min()), float(reference.max())
+    gap = np.ones((2, reference.shape[1]))
+    stacked = np.concatenate([np.flipud(reference.numpy()), gap * hi, np.flipud(estimate.numpy())])
+    v = np.clip((stacked - lo) / max(hi - lo, 1e-6), 0, 1)
+    anchors = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=float)
+    xs = np.linspace(0, 1, len(anchors))
+    return np.stack([np.interp(v, xs, anchors[:, c]) for c in range(3)], axis=-1).astype(np.uint8)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, clips: list, sampling_rate: int, device, mel: MelSpectrogram):
+    """Reconstruct each held-out clip alone in eval mode -> (mean metrics, [(id, ref, est)])."""
+    model.eval()
+    samples, metrics = [], defaultdict(list)
+    for clip_id, clip in clips:
+        x = torch.from_numpy(clip)[None, None].to(device)
+        y = match_length(model(x).audio.float(), x.shape[-1])[0, 0].cpu().numpy()
+        for k, v in audio_metrics(clip, y, sampling_rate, mel).items():
+            metrics[k].append(v)
+        samples.append((clip_id, clip, y))
+    model.train()
+    return {k: float(np.nanmean(v)) if not all(np.isnan(v)) else float("nan") for k, v in metrics.items()}, samples
+
+
+def _flat_hparams(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat_hparams(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
+def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
+    """Run (or resume) training as configured. `model`: train this module instead of building one from
+    `cfg.model` (it must follow the generator contract: `model(audio (B, 1, T), lengths=None)` -> output
+    with `audio` and `commit_loss`, and have `config.sampling_rate`)."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    out = Path(cfg.out_dir)
+    precision = cfg.mixed_precision
+    if precision != "no" and not torch.cuda.is_available():
+        logger.warning("mixed_precision=%s needs a GPU here; training in float32", precision)
+        precision = "no"
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(), mixed_precision=precision, project_dir=str(out),
+        log_with=None if cfg.log_with in (None, "none") else cfg.log_with,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)],
+    )
+    main, rank, device = accelerator.is_main_process, accelerator.process_index, accelerator.device
+
+    # ---- model, data, losses, discriminators, optimizers
+    model = model if model is not None else build_model(cfg.model, cfg.seed)
+    sr = int(model.config.sampling_rate)
+    data = CodecData(cfg.data, sr, cfg.seed, show_progress=main)
+    if data.segment < getattr(model, "min_input_samples", 1):
+        raise ConfigError(f"data.segment_seconds={cfg.data.segment_seconds} gives {data.segment} samples, fewer "
+                          f"than the model's minimum input of {model.min_input_samples}")
+    recon = ReconstructionLoss(cfg.loss, sr).to(device)
+    eval_mel = MelSpectrogram(sr, cfg.loss.mel_n_fft, cfg.loss.mel_hop_length, cfg.loss.mel_n_mels)
+    use_disc = cfg.disc.any and (cfg.loss.adversarial > 0 or cfg.loss.feature_matching > 0)
+    torch.manual_seed(cfg.seed + 1)
+    disc = Discriminators(cfg.disc) if use_disc else None
+    o = cfg.optim
+    opt_g = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    if disc is not None:
+        opt_d = torch.optim.AdamW(disc.parameters(), lr=o.disc_lr or o.lr, betas=tuple(o.betas),
+                                  weight_decay=o.weight_decay)
+        model, opt_g, disc, opt_d = accelerator.prepare(model, opt_g, disc, opt_d)
+        disc_core = accelerator.unwrap_model(disc)
+    else:
+        model, opt_g = accelerator.prepare(model, opt_g)
+    model.train()
+
+    # ---- resume
+    start = 0
+    if cfg.resume:
+        state = latest_state(out) if cfg.resume == "latest" else Path(cfg.resume)
+        if state is None or not (state / "trainer.json").is_file():
+            raise ConfigError(f"resume={cfg.resume!r}: no saved state under {out / 'state'}"
+                              if state is None else f"resume={cfg.resume!r}: {state} is not a trainer state")
+        accelerator.load_state(str(state))
+        start = json.loads((state / "trainer.json").read_text())["step"]
+        if main:
+            logger.info("resumed from %s (step %d)", state, start)
+    end = min(cfg.steps, cfg.stop_at or cfg.steps)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out / "config.yaml")
+    if cfg.log_with not in (None, "none"):
+        accelerator.init_trackers("codec", config=_flat_hparams(cfg.to_dict()))
+    writer = accelerator.get_tracker("tensorboard", unwrap=True) if main and cfg.log_with == "tensorboard" else None
+
+    accum = o.grad_accum_steps
+    loader = DataLoader(StepBatches(data, accum, rank, cfg.steps), batch_size=None,
+                        sampler=range(start * accum, end * accum), num_workers=cfg.data.num_workers)
+    batches = iter(loader)
+    history, logs, t0 = [], {}, time.time()
+    t_log, last_logged = t0, start
+    export_dir = state_dir = None
+    originals_logged = False
+    bar = tqdm(range(start, end), initial=start, total=end, disable=not main, desc="train", dynamic_ncols=True)
+
+    # ---- the loop
+    for step in bar:
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        scale = lr_scale(step, o, cfg.steps)
+        for group in opt_g.param_groups:
+            group["lr"] = o.lr * scale
+        gan = disc is not None and step >= cfg.disc_start_step
+        if gan:
+            for group in opt_d.param_groups:
+                group["lr"] = (o.disc_lr or o.lr) * scale
+        values = defaultdict(float)
+        for micro in range(accum):
+            audio, lengths = (t.to(device) for t in next(batches))
+            with contextlib.ExitStack() as stack:
+                if micro < accum - 1:  # gradients are all-reduced only on the last micro-batch
+                    for m in (model, disc) if gan else (model,):
+                        stack.enter_context(accelerator.no_sync(m))
+                stack.enter_context(accelerator.autocast())
+                output = model(audio, lengths=None if bool((lengths == audio.shape[-1]).all()) else lengths)
+                fake = match_length(output.audio, audio.shape[-1])
+                distortion, terms = recon(fake, audio, step)
+                if gan:  # discriminator pass first; its real-audio features serve feature matching below
+                    logits, feats = disc(torch.cat([audio, fake.detach()]))
+                    real_logits, fake_logits = zip(*(lg.chunk(2) for lg in logits))
+                    terms["discriminator"] = discriminator_hinge_loss(list(real_logits), list(fake_logits))
+                    accelerator.backward(terms["discriminator"] / accum)
+                    real_feats = [[f.chunk(2)[0].detach() for f in fs] for fs in feats]
+                    disc_core.requires_grad_(False)  # the generator pass must not touch D's gradients
+                    fake_logits, fake_feats = disc_core(fake)
+                    disc_core.requires_grad_(True)
+                    terms["adversarial"] = generator_hinge_loss(fake_logits)
+                    terms["feature_matching"] = feature_matching_loss(real_feats, fake_feats,
+                                                                      cfg.loss.feature_matching_normalized)
+                    distortion = (distortion + cfg.loss.adversarial * terms["adversarial"]
+                                  + cfg.loss.feature_matching * terms["feature_matching"])
+                terms["commit"] = torch.as_tensor(output.commit_loss, device=device, dtype=torch.float32)
+                loss = distortion + cfg.loss.commit * terms["commit"]
+                if cfg.objective == "rate_distortion":
+                    if getattr(output, "rate_loss", None) is None:
+                        raise ConfigError("objective=rate_distortion needs a model whose output has rate_loss")
+                    terms["rate"] = output.rate_loss
+                    loss = output.rate_loss + cfg.lambda_rd * distortion + cfg.loss.commit * terms["commit"]
+                accelerator.backward(loss / accum)
+            values["loss/total"] += float(loss.detach()) / accum
+            for k, v in terms.items():
+                values[f"loss/{k}"] += float(torch.as_tensor(v).detach()) / accum
+        clip = o.grad_clip if o.grad_clip > 0 else float("inf")
+        values["grad_norm/generator"] = float(accelerator.clip_grad_norm_(model.parameters(), clip))
+        opt_g.step()
+        opt_g.zero_grad(set_to_none=True)
+        if gan:
+            values["grad_norm/discriminator"] = float(accelerator.clip_grad_norm_(disc.parameters(), clip))
+            opt_d.step()
+            opt_d.zero_grad(set_to_none=True)
+        done = step + 1
+
+        # ---- logging, evaluation, checkpoints
+        if done % cfg.log_every == 0 or done == end:
+            values["lr"] = o.lr * scale
+            now = time.time()
+            values["time/seconds_per_step"] = (now - t_log) / (done - last_logged)
+            t_log, last_logged = now, done
+            values.update({f"codebook/{k}": float(v) for k, v in (getattr(output, "stats", None) or {}).items()})
+            if "loss/rate" in values:
+                values["rate/bps"] = values["loss/rate"] * sr
+            if getattr(output, "bits", None) is not None:
+                values["rate/bits"] = float(torch.as_tensor(output.bits).detach().float().mean())
+            values = dict(values)
+            logs = {"step": done, **values}
+            history.append(logs)
+            if main:
+                accelerator.log(values, step=done)
+                with open(out / "log.jsonl", "a") as f:
+                    f.write(json.dumps(logs) + "\n")
+            bar.set_postfix(loss=f"{values['loss/total']:.4f}", lr=f"{values['lr']:.2e}")
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            if main:
+                metrics, samples = evaluate(accelerator.unwrap_model(model), data.eval_clips(), sr, device, eval_mel)
+                accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=done)
+                logs.update({f"eval/{k}": v for k, v in metrics.items()})
+                for i, (clip_id, ref, est) in enumerate(samples if writer is not None else []):
+                    writer.add_audio(f"eval/{i}_{clip_id}/reconstruction", torch.from_numpy(est)[None], done, sr)
+                    if not originals_logged:
+                        writer.add_audio(f"eval/{i}_{clip_id}/original", torch.from_numpy(ref)[None], done, sr)
+                    image = spectrogram_image(eval_mel(torch.from_numpy(ref)[None])[0],
+                                              eval_mel(torch.from_numpy(est)[None])[0])
+                    writer.add_image(f"eval/{i}_{clip_id}/mel_original_above", image, done, dataformats="HWC")
+                originals_logged = True
+            accelerator.wait_for_everyone()
+        if done % cfg.save_every == 0 or done == end:
+            state_dir = out / "state" / f"step-{done}"
+            accelerator.save_state(str(state_dir))
+            if main:
+                (state_dir / "trainer.json").write_text(json.dumps({"step": done}))
+                old = sorted((out / "state").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+                for stale in old[: max(len(old) - cfg.keep_states, 0)]:
+                    shutil.rmtree(stale, ignore_errors=True)
+            accelerator.wait_for_everyone()
+        if main and (done % cfg.export_every == 0 or done == cfg.steps):
+            export_dir = out / ("final" if done == cfg.steps else f"export/step-{done}")
+            core = accelerator.unwrap_model(model)
+            if hasattr(core, "save_pretrained"):
+                core.save_pretrained(str(export_dir), safe_serialization=True)
+            else:
+                export_dir = None
+    bar.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(start_step=start, step=end, seconds=time.time() - t0, last_logs=logs, export_dir=export_dir,
+                       state_dir=state_dir, history=history, is_main_process=main)

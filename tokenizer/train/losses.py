@@ -1,0 +1,230 @@
+"""Generator and discriminator losses of the codec trainer. Audio is (B, 1, T) or (B, T) in [-1, 1].
+
+- `MultiScaleSpectralLoss`: Rate-Aware speech compression paper: log power and log mel spectra,
+  L1 + L2, windows 2^5..2^11 with hop = window / 4.
+- `MelLoss`: L1 between log mel spectrograms (HiFi-GAN / Vocos).
+- `time_l1`: L1 between waveforms.
+- `discriminator_hinge_loss`, `generator_hinge_loss`: hinge GAN losses.
+- `feature_matching_loss`: L1 between discriminator features of real and generated audio, optionally
+  each layer divided by the mean magnitude of the real features (Stable Codec's normalised variant).
+- `PerceptualFeatureLoss`: L1 between hidden states of a frozen transformers speech model (WavLM,
+  HuBERT, wav2vec 2.0) loaded from a local directory.
+- `ReconstructionLoss`: the weighted sum of the reconstruction terms a `LossConfig` enables.
+
+Spectral terms are computed in float32 with autocast off, so mixed precision does not change them.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..losses import stft_magnitude
+from .config import LossConfig
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T) or (B, T) -> float32 (B, T)."""
+    return x.reshape(-1, x.shape[-1]).float()
+
+
+def mel_filters(sampling_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
+                f_max: float | None = None) -> torch.Tensor:
+    """Slaney-normalised mel filterbank (n_fft // 2 + 1, n_mels) from transformers' audio utilities."""
+    from transformers.audio_utils import mel_filter_bank
+
+    with warnings.catch_warnings():
+        # Short windows have fewer frequency bins than low mel bands are wide, so some filters are empty:
+        # they contribute log(eps) on both sides and thus nothing to the loss; the warning is noise here.
+        warnings.simplefilter("ignore")
+        fb = mel_filter_bank(n_fft // 2 + 1, n_mels, f_min, f_max or sampling_rate / 2, sampling_rate,
+                             norm="slaney", mel_scale="slaney")
+    return torch.from_numpy(fb).float()
+
+
+class MelSpectrogram(nn.Module):
+    """Log mel magnitude spectrogram: (B, 1, T) -> (B, n_mels, frames), log(clamp(mel, 1e-5))."""
+
+    def __init__(self, sampling_rate: int, n_fft: int = 1024, hop_length: int = 256, n_mels: int = 80):
+        super().__init__()
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.register_buffer("fb", mel_filters(sampling_rate, n_fft, n_mels), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            mag = stft_magnitude(_flat(x), self.n_fft, self.hop_length)
+            return torch.log(torch.clamp(torch.einsum("bft,fm->bmt", mag, self.fb), min=1e-5))
+
+
+class MelLoss(nn.Module):
+    """Mean absolute difference of log mel spectrograms (HiFi-GAN / Vocos mel loss)."""
+
+    def __init__(self, sampling_rate: int, n_fft: int = 1024, hop_length: int = 256, n_mels: int = 80):
+        super().__init__()
+        self.mel = MelSpectrogram(sampling_rate, n_fft, hop_length, n_mels)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(self.mel(pred), self.mel(target))
+
+
+class MultiScaleSpectralLoss(nn.Module):
+    """Rate-Aware paper's multi-scale spectral loss: for each window w (hop w / 4), L1 + L2 between log
+    power spectra and between log mel power spectra (w // 8 mel bands, at most 128), averaged over the
+    windows that fit in the signal. Equal inputs give exactly 0."""
+
+    def __init__(self, sampling_rate: int, windows: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048),
+                 eps: float = 1e-5):
+        super().__init__()
+        self.windows, self.eps = tuple(int(w) for w in windows), eps
+        for w in self.windows:
+            self.register_buffer(f"fb{w}", mel_filters(sampling_rate, w, max(4, min(w // 8, 128))), persistent=False)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(pred.device.type, enabled=False):
+            pred, target = _flat(pred), _flat(target)
+            total, n = pred.new_zeros(()), 0
+            for w in self.windows:
+                if w > target.shape[-1]:
+                    continue
+                fb = getattr(self, f"fb{w}")
+                p, t = stft_magnitude(pred, w, w // 4).square(), stft_magnitude(target, w, w // 4).square()
+                for a, b in ((p, t), (torch.einsum("bft,fm->bmt", p, fb), torch.einsum("bft,fm->bmt", t, fb))):
+                    d = torch.log(a + self.eps) - torch.log(b + self.eps)
+                    total = total + d.abs().mean() + d.square().mean()
+                n += 1
+            if n == 0:
+                raise ConfigError(f"multi-scale spectral loss: signal of {target.shape[-1]} samples is shorter "
+                                  f"than every window {self.windows}")
+            return total / n
+
+
+def time_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute waveform difference."""
+    return F.l1_loss(_flat(pred), _flat(target))
+
+
+def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over discriminators of E[relu(1 - D(real))] + E[relu(1 + D(fake))]."""
+    terms = [F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_logits, fake_logits)]
+    return torch.stack(terms).mean()
+
+
+def generator_hinge_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over discriminators of E[relu(1 - D(fake))]."""
+    return torch.stack([F.relu(1 - f).mean() for f in fake_logits]).mean()
+
+
+def feature_matching_loss(real_features: list[list[torch.Tensor]], fake_features: list[list[torch.Tensor]],
+                          normalized: bool = False) -> torch.Tensor:
+    """Mean over discriminators and layers of mean |f_fake - f_real| (real features detached).
+
+    normalized (Stable Codec): each layer's L1 is divided by the mean magnitude of its real features, so
+    layers with large activations do not dominate.
+    """
+    terms = []
+    for reals, fakes in zip(real_features, fake_features):
+        for r, f in zip(reals, fakes):
+            r = r.detach()
+            term = (f - r).abs().mean()
+            if normalized:
+                term = term / r.abs().mean().clamp_min(1e-8)
+            terms.append(term)
+    return torch.stack(terms).mean()
+
+
+def fft_resample(x: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
+    """Differentiable band-limited resampling of (B, T) by truncating / zero-padding the spectrum.
+
+    Why not soxr (the audio path's resampler): a loss needs gradients through the resampler.
+    """
+    if orig_sr == target_sr:
+        return x
+    n = x.shape[-1]
+    m = max(1, round(n * target_sr / orig_sr))
+    spec = torch.fft.rfft(x, dim=-1)
+    bins = m // 2 + 1
+    spec = spec[..., :bins] if spec.shape[-1] >= bins else F.pad(spec, (0, bins - spec.shape[-1]))
+    return torch.fft.irfft(spec, n=m, dim=-1) * (m / n)
+
+
+class PerceptualFeatureLoss(nn.Module):
+    """L1 between hidden states of a frozen speech model (`transformers.AutoModel` from a local directory).
+
+    Audio is resampled (differentiably) from `sampling_rate` to `model_sampling_rate` and, when the
+    directory's `preprocessor_config.json` says `do_normalize` (or has none), normalised to zero mean and
+    unit variance per item. `layers`: indices into `hidden_states` (default: all). The model stays in eval
+    mode with gradients off for its weights; gradients flow to the generated audio only.
+    """
+
+    def __init__(self, model_path: str, sampling_rate: int, model_sampling_rate: int = 16000,
+                 layers: list[int] | None = None):
+        super().__init__()
+        from transformers import AutoModel
+
+        path = Path(model_path).expanduser()
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"loss.perceptual_model={model_path!r} is not a local model directory with config.json")
+        self.model = AutoModel.from_pretrained(str(path), local_files_only=True).eval().requires_grad_(False)
+        self.sampling_rate, self.model_sampling_rate = sampling_rate, model_sampling_rate
+        self.layers = None if layers is None else [int(i) for i in layers]
+        pre = path / "preprocessor_config.json"
+        self.normalize = bool(json.loads(pre.read_text()).get("do_normalize", True)) if pre.is_file() else True
+
+    def train(self, mode: bool = True):  # the feature model never leaves eval mode (no dropout / layer drop)
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def features(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        x = fft_resample(_flat(audio), self.sampling_rate, self.model_sampling_rate)
+        if self.normalize:
+            x = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-7)
+        hidden = self.model(input_values=x, output_hidden_states=True).hidden_states
+        return [hidden[i] for i in self.layers] if self.layers is not None else list(hidden)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            real = self.features(target)
+        fake = self.features(pred)
+        return torch.stack([F.l1_loss(f, r) for f, r in zip(fake, real)]).mean()
+
+
+class ReconstructionLoss(nn.Module):
+    """Weighted reconstruction terms from a `LossConfig`: mel, multi_scale_spectral, time_l1, perceptual.
+
+    forward(pred, target, step) -> (weighted sum, {name: unweighted value}); weights are scaled by
+    `recon_scale(step)` (the optional exponential decay). Terms with weight 0 are not computed.
+    """
+
+    def __init__(self, cfg: LossConfig, sampling_rate: int):
+        super().__init__()
+        self.cfg = cfg
+        self.terms = nn.ModuleDict()
+        if cfg.mel > 0:
+            self.terms["mel"] = MelLoss(sampling_rate, cfg.mel_n_fft, cfg.mel_hop_length, cfg.mel_n_mels)
+        if cfg.multi_scale_spectral > 0:
+            self.terms["multi_scale_spectral"] = MultiScaleSpectralLoss(sampling_rate, tuple(cfg.mss_windows))
+        if cfg.perceptual > 0:
+            if not cfg.perceptual_model:
+                raise ConfigError("loss.perceptual > 0 needs loss.perceptual_model (a local model directory)")
+            self.terms["perceptual"] = PerceptualFeatureLoss(
+                cfg.perceptual_model, sampling_rate, cfg.perceptual_sampling_rate, cfg.perceptual_layers)
+
+    def recon_scale(self, step: int) -> float:
+        if self.cfg.recon_decay >= 1.0:
+            return 1.0
+        return max(self.cfg.recon_decay ** (step / self.cfg.recon_decay_steps), self.cfg.recon_decay_floor)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, step: int = 0) -> tuple[torch.Tensor, dict]:
+        values = {name: term(pred, target) for name, term in self.terms.items()}
+        if self.cfg.time_l1 > 0:
+            values["time_l1"] = time_l1(pred, target)
+        scale = self.recon_scale(step)
+        total = sum(getattr(self.cfg, name) * scale * v for name, v in values.items())
+        return (total if values else pred.new_zeros(())), values
