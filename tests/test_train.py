@@ -397,3 +397,21 @@ def test_two_process_training_with_torchrun(wav_dir, tmp_path):
         "random_states_0.pkl", "random_states_1.pkl"}
     assert [h["step"] for h in _history(out)] == [1, 2, 3, 4]
     AutoCodecTokenizer.from_pretrained(out / "final")
+
+
+def test_data_skips_unreadable_and_empty_files(wav_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "mixed"
+    shutil.copytree(wav_dir, root)
+    (root / "66-100-0000.wav").write_bytes(b"RIFF\x00\x00not audio")
+    sf.write(root / "77-100-0000.wav", np.zeros(0, np.float32), 16000)
+    cfg = DataConfig(corpus="folder", root=str(root), speaker_from_filename=True, holdout_speakers=["55"],
+                     segment_seconds=0.25, batch_size=4)
+    for preload in (True, False):
+        cfg.preload = preload
+        data = CodecData(cfg, SR, seed=0, show_progress=False)
+        assert sorted(p.split("/")[-1] for p, _ in data.skipped) == ["66-100-0000.wav", "77-100-0000.wav"]
+        assert all("66-100-0000" in why or "77-100-0000" in why for _, why in data.skipped)
+        assert len(data.train_items) == 8
+        assert data.batch(0)[0].shape == (4, 1, int(0.25 * SR))

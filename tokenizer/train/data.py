@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..audio import audio_info, check_finite, load_audio, resample, to_mono
-from ..errors import ConfigError
+from ..errors import AudioError, ConfigError
 from .config import DataConfig
 
 logger = logging.getLogger(__name__)
@@ -103,17 +103,29 @@ class CodecData:
         self._eval_pool = self.eval_items[: cfg.eval_items] if self.eval_items else self.train_items[: cfg.eval_items]
         if not self.eval_items:
             logger.warning("no held-out speakers: evaluation uses the first %d training utterances", cfg.eval_items)
-        if cfg.preload:
-            for item in tqdm(self.train_items, desc="loading audio", disable=not show_progress, leave=False):
-                item.audio = self._decode(item)
-                item.num_samples = len(item.audio)
-        else:
-            for item in self.train_items:
-                seconds, _ = audio_info(item.source) if isinstance(item.source, str) else (None, None)
-                if seconds is None:
+        # A corrupt or empty file among thousands is reported and skipped, never fatal.
+        self.skipped: list[tuple[str, str]] = []
+        usable = []
+        for item in tqdm(self.train_items, desc="loading audio", disable=not show_progress, leave=False):
+            try:
+                if cfg.preload:
                     item.audio = self._decode(item)
-                    seconds = len(item.audio) / sampling_rate
-                item.num_samples = int(round(seconds * sampling_rate))
+                    item.num_samples = len(item.audio)
+                else:
+                    seconds, _ = audio_info(item.source) if isinstance(item.source, str) else (None, None)
+                    if seconds is None or seconds <= 0:
+                        item.audio = self._decode(item)
+                        seconds = len(item.audio) / sampling_rate
+                    item.num_samples = int(round(seconds * sampling_rate))
+            except AudioError as exc:
+                self.skipped.append((str(item.source) if isinstance(item.source, str) else item.id, str(exc)))
+                continue
+            usable.append(item)
+        if self.skipped:
+            logger.warning("skipped %d unusable training files, e.g. %s", len(self.skipped), self.skipped[0][1])
+        self.train_items = usable
+        if not self.train_items:
+            raise ConfigError(f"data: no readable training audio under {cfg.root}")
         lengths = np.array([it.num_samples for it in self.train_items], dtype=np.float64)
         self._weights = lengths / lengths.sum()
         self._eval_clips: list[tuple[str, np.ndarray]] | None = None
