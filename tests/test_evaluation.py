@@ -275,6 +275,29 @@ def test_tokenizer_operating_points_and_quantization_hook(tiny_dir, speech):
     assert isinstance(point, TokenizerCodec)
 
 
+def test_fsq_points_and_entropy_codec_bits_come_from_the_codecs(speech):
+    from tokenizer.evaluation.evaluate_codec import _parse_levels
+
+    assert _parse_levels("5x2") == {"levels": 5, "stages": 2} and _parse_levels("6") == {"levels": 6, "stages": 1}
+    assert _parse_levels("2x15625_700bps") == {"preset": "2x15625_700bps"}
+    fsq = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("stable-codec", preset="tiny"))
+    p52, p9 = operating_points(fsq, levels=[_parse_levels("5x2"), _parse_levels("9")])
+    d = fsq.config.latent_dim
+    assert p52.name == "stable-codec@levels=5,stages=2"
+    assert p9.bitrate == fsq.frame_rate * math.ceil(math.log2(9 ** d))
+    p52._apply()
+    assert fsq.bitrate == p52.bitrate == fsq.frame_rate * 2 * math.ceil(math.log2(5 ** d))
+    rt = p52.roundtrip(speech[: fsq.sampling_rate])
+    assert rt.codes.shape[0] == 2
+    ra = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("rate-aware", preset="tiny"))
+    (point,) = operating_points(ra)
+    assert point.name == f"rate-aware@lambda={ra.config.rd_lambda:g}"
+    clip = speech[: ra.sampling_rate]
+    rt = point.roundtrip(clip)
+    assert rt.bits == 8 * len(ra.compress(clip, sampling_rate=ra.sampling_rate))
+    assert rt.audio.shape == clip.shape
+
+
 # ------------------------------------------------------------------------------------ reports
 def test_result_store_resumes_adds_columns_and_merges(tmp_path):
     from tokenizer.evaluation.report import ResultStore
@@ -337,7 +360,7 @@ def test_evaluate_codec_cli_writes_every_report_and_resumes(tmp_path, tiny_dir):
     assert main(argv) == 0  # resumed: nothing recomputed, rows unchanged
     assert (out / "per_utterance.csv").read_bytes() == before
     with pytest.raises(CodecError, match="no set_quantization"):
-        main(["--codec", str(tiny_dir), "--levels", "5,5", "--data", str(data), "--out", str(tmp_path / "x")])
+        main(["--codec", str(tiny_dir), "--levels", "5x2", "--data", str(data), "--out", str(tmp_path / "x")])
 
 
 def test_evaluate_tts_cli(tmp_path):

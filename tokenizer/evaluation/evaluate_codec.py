@@ -61,23 +61,29 @@ def load_utterances(data: str, root: str | None = None, subsets: str | None = No
     return utts
 
 
-def _parse_levels(value: str) -> Any:
+def _parse_levels(value: str) -> dict:
+    """FSQ operating point: "6" (6 levels, 1 stage), "5x2" (5 levels, 2 residual stages) or a preset
+    name such as "2x15625_700bps" -> keyword arguments of `tok.set_quantization`."""
+    value = value.strip()
+    if value.endswith("bps"):
+        return {"preset": value}
+    levels, _, stages = value.partition("x")
     try:
-        parts = [int(v) for v in value.split(",") if v.strip()]
+        return {"levels": int(levels), "stages": int(stages) if stages else 1}
     except ValueError:
-        raise argparse.ArgumentTypeError(f"levels must be integers separated by commas, got {value!r}") from None
-    return parts if "," in value else parts[0]
+        raise argparse.ArgumentTypeError(f"levels must look like 6, 5x2 or 2x15625_700bps, got {value!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evaluate-codec", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--codec", default=None, help="codec name, save_pretrained directory or hub id (omit to "
-                   "evaluate baselines only)")
+    p.add_argument("--codec", nargs="+", default=None, help="codec names, save_pretrained directories or hub ids "
+                   "(several: e.g. one entropy-codec model per lambda); omit to evaluate baselines only")
     points = p.add_argument_group("operating points of the codec (default: its default)")
     points.add_argument("--num-quantizers", type=int, nargs="+", default=None, help="RVQ codes per frame")
     points.add_argument("--levels", type=_parse_levels, nargs="+", default=None,
-                        help="FSQ levels per point, e.g. 5,5,5,5 (passed to tok.set_quantization(levels=...))")
+                        help="FSQ points: 6 (levels, one stage), 5x2 (levels x stages) or a preset name like "
+                             "2x15625_700bps (passed to tok.set_quantization)")
     points.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=None,
                         help="rate-distortion lambdas (passed to tok.set_quantization(lmbda=...))")
     p.add_argument("--data", required=True, help="folder of audio, JSONL/CSV manifest, or data_prep corpus name")
@@ -103,8 +109,9 @@ def build_systems(args) -> list[SpeechCodec]:
     if args.codec:
         from ..auto import AutoCodecTokenizer
 
-        tok = AutoCodecTokenizer.from_pretrained(args.codec, device=args.device)
-        systems += operating_points(tok, args.num_quantizers, args.levels, args.lambdas)
+        for name in args.codec:
+            tok = AutoCodecTokenizer.from_pretrained(name, device=args.device)
+            systems += operating_points(tok, args.num_quantizers, args.levels, args.lambdas)
     elif args.num_quantizers or args.levels or args.lambdas:
         raise CodecError("--num-quantizers / --levels / --lambda need --codec")
     systems += [parse_baseline(b) for b in args.baselines]

@@ -88,6 +88,8 @@ class TokenizerCodec(SpeechCodec):
             suffix = f"k={k}"
         elif self.quantization:
             suffix = ",".join(f"{key}={_short(v)}" for key, v in self.quantization.items())
+        elif getattr(tok.config, "rd_lambda", None) is not None:  # entropy codecs: one model per lambda
+            suffix = f"lambda={_short(float(tok.config.rd_lambda))}"
         else:
             suffix = "default"
         self.name = f"{self.family}@{suffix}"
@@ -98,6 +100,15 @@ class TokenizerCodec(SpeechCodec):
 
     def roundtrip(self, audio: np.ndarray) -> RoundTrip:
         self._apply()
+        if callable(getattr(self.tok, "compress", None)):
+            # Entropy-coded codecs: the rate is the size of the real bitstream, decoded from the bytes.
+            t0 = time.perf_counter()
+            data = self.tok.compress(audio, sampling_rate=self.sampling_rate)
+            t1 = time.perf_counter()
+            wav, _ = self.tok.decompress(data)
+            t2 = time.perf_counter()
+            return RoundTrip(audio=np.asarray(wav, dtype=np.float32), bits=8 * len(data), encode_seconds=t1 - t0,
+                             decode_seconds=t2 - t1, codes=None)
         t0 = time.perf_counter()
         enc = self.tok(audio, sampling_rate=self.sampling_rate, num_quantizers=self.num_quantizers)
         t1 = time.perf_counter()
@@ -123,10 +134,10 @@ def _short(value: Any) -> str:
 
 def operating_points(tok, num_quantizers: Sequence[int] | None = None, levels: Sequence[Any] | None = None,
                      lambdas: Sequence[float] | None = None) -> list[TokenizerCodec]:
-    """The codec's systems to evaluate: one per `num_quantizers` value, per `levels` value
-    (`set_quantization(levels=...)`) and per lambda (`set_quantization(lmbda=...)`); just the
-    default operating point when none is given."""
+    """The codec's systems to evaluate: one per `num_quantizers` value, per `levels` value (a dict of
+    `set_quantization` keywords, e.g. {"levels": 5, "stages": 2} or {"preset": "1x46656_400bps"}) and
+    per lambda (`set_quantization(lmbda=...)`); just the default operating point when none is given."""
     points: list[TokenizerCodec] = [TokenizerCodec(tok, num_quantizers=k) for k in (num_quantizers or [])]
-    points += [TokenizerCodec(tok, quantization={"levels": v}) for v in (levels or [])]
+    points += [TokenizerCodec(tok, quantization=v if isinstance(v, dict) else {"levels": v}) for v in (levels or [])]
     points += [TokenizerCodec(tok, quantization={"lmbda": float(v)}) for v in (lambdas or [])]
     return points or [TokenizerCodec(tok)]
