@@ -117,7 +117,8 @@ class AutoCodecTokenizer:
                 return tok.to(device) if device else tok
             where = builtin
         spec = get_codec_spec(_read_model_type(where))
-        model = spec.model_class.from_pretrained(str(where))
+        # float32 whatever the stored dtype (the shipped checkpoint is stored in float16 to stay small)
+        model = spec.model_class.from_pretrained(str(where), dtype=torch.float32)
         logger.info("loaded %s weights from %s", spec.name, where)
         tok = spec.tokenizer_class(model)
         return tok.to(device) if device else tok
