@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
 from .errors import CodecError
+
+logger = logging.getLogger(__name__)
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -34,3 +37,20 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CodecError(f"{path} holds no tensor state_dict")
     return sd
+
+
+def save_converted(model, state_dict: dict[str, torch.Tensor], output_dir: str | Path, source: str | Path) -> Path:
+    """Load a converted state dict into `model` after checking it covers every tensor with the right
+    shape, then `save_pretrained` it (config.json + model.safetensors) to `output_dir`."""
+    expected = model.state_dict()
+    missing, extra = sorted(set(expected) - set(state_dict)), sorted(set(state_dict) - set(expected))
+    if missing or extra:
+        raise CodecError(f"checkpoint {source} does not fit the architecture: missing {missing[:8]}, extra {extra[:8]}")
+    for k, v in state_dict.items():
+        if v.shape != expected[k].shape:
+            raise CodecError(f"shape mismatch for {k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}")
+    model.load_state_dict(state_dict, strict=True)
+    out = Path(output_dir)
+    model.save_pretrained(out, safe_serialization=True)
+    logger.info("converted %d tensors from %s into %s", len(state_dict), source, out)
+    return out

@@ -206,11 +206,15 @@ class CodecTokenizer:
         codes = codes.cpu()
         return [codes[i, :, : int(f)] for i, f in enumerate(frames.cpu())]
 
+    def _window(self, chunk_seconds: float, context_seconds: float) -> tuple[int, int]:
+        """Frames per window and of context on each side for long items (codecs with coarser latent
+        strides override this to align windows)."""
+        return max(1, round(chunk_seconds * self.frame_rate)), math.ceil(context_seconds * self.frame_rate)
+
     def _encode_chunked(self, clip: np.ndarray, k: int, chunk_seconds: float, context_seconds: float,
                         batch_size: int) -> torch.Tensor:
         hop = self.hop_length
-        chunk = max(1, round(chunk_seconds * self.frame_rate))
-        ctx = math.ceil(context_seconds * self.frame_rate)
+        chunk, ctx = self._window(chunk_seconds, context_seconds)
         n_frames = math.ceil(len(clip) / hop)
         windows = []
         for start in range(0, n_frames, chunk):
@@ -281,8 +285,7 @@ class CodecTokenizer:
 
     def _decode_chunked(self, codes: torch.Tensor, chunk_seconds: float, context_seconds: float, **kwargs) -> torch.Tensor:
         hop, F = self.hop_length, codes.shape[-1]
-        chunk = max(1, round(chunk_seconds * self.frame_rate))
-        ctx = math.ceil(context_seconds * self.frame_rate)
+        chunk, ctx = self._window(chunk_seconds, context_seconds)
         out = []
         for start in range(0, F, chunk):
             end = min(start + chunk, F)

@@ -20,18 +20,16 @@ CLI: `convert-language-codec CHECKPOINT OUT_DIR [--sampling-rate 24000]`.
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 from pathlib import Path
 
 import torch
 
-from ...checkpoints import load_state_dict
+from ...checkpoints import load_state_dict, save_converted
 from ...errors import CodecError
 from .configuration_language_codec import LanguageCodecConfig
 from .modeling_language_codec import LanguageCodecModel
 
-logger = logging.getLogger(__name__)
 
 ENCODER = "feature_extractor.encodec.encoder.model."
 QUANTIZER = "feature_extractor.encodec.quantizer.vq.layers."
@@ -110,19 +108,7 @@ def convert_language_codec(checkpoint: str | Path, output_dir: str | Path, sampl
     config = config_from_state_dict(sd, sampling_rate)
     model = LanguageCodecModel(config)
     ours = convert_state_dict(sd, config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(ours))
-    extra = sorted(set(ours) - set(expected))
-    if missing or extra:
-        raise CodecError(f"checkpoint does not fit the inferred architecture: missing {missing[:8]}, extra {extra[:8]}")
-    for k, v in ours.items():
-        if v.shape != expected[k].shape:
-            raise CodecError(f"shape mismatch for {k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}")
-    model.load_state_dict(ours, strict=True)
-    out = Path(output_dir)
-    model.save_pretrained(out, safe_serialization=True)
-    logger.info("converted %d tensors from %s into %s", len(ours), checkpoint, out)
-    return out
+    return save_converted(model, ours, output_dir, checkpoint)
 
 
 def main(argv: list[str] | None = None) -> int:

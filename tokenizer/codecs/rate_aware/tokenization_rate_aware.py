@@ -191,35 +191,8 @@ class RateAwareTokenizer(CodecTokenizer):
         r = self.config.hyper_stride
         return max(r, int(seconds * self.frame_rate // r) * r)
 
-    def _encode_chunked(self, clip: np.ndarray, k: int, chunk_seconds: float, context_seconds: float,
-                        batch_size: int) -> torch.Tensor:
-        hop = self.hop_length
-        chunk = self._aligned(chunk_seconds)
-        ctx = self._aligned(context_seconds) if context_seconds > 0 else 0
-        n_frames = math.ceil(len(clip) / hop)
-        windows = []
-        for start in range(0, n_frames, chunk):
-            end = min(start + chunk, n_frames)
-            ws, we = max(0, start - ctx), min(n_frames, end + ctx)
-            windows.append((clip[ws * hop : min(len(clip), we * hop)], start - ws, end - ws))
-        pieces = []
-        for b in range(0, len(windows), batch_size):
-            group = windows[b : b + batch_size]
-            for (_, keep0, keep1), c in zip(group, self._encode_clips([w[0] for w in group], k)):
-                pieces.append(c[:, keep0:keep1])
-        return torch.cat(pieces, dim=-1)
-
-    def _decode_chunked(self, codes: torch.Tensor, chunk_seconds: float, context_seconds: float, **kwargs) -> torch.Tensor:
-        hop, F = self.hop_length, codes.shape[-1]
-        chunk = self._aligned(chunk_seconds)
-        ctx = self._aligned(context_seconds) if context_seconds > 0 else 0
-        out = []
-        for start in range(0, F, chunk):
-            end = min(start + chunk, F)
-            ws, we = max(0, start - ctx), min(F, end + ctx)
-            audio, _ = self.model.decode(codes[None, :, ws:we].to(self.device), None, **kwargs)
-            out.append(audio[0, 0, (start - ws) * hop : (end - ws) * hop].cpu())
-        return torch.cat(out)
+    def _window(self, chunk_seconds: float, context_seconds: float) -> tuple[int, int]:
+        return self._aligned(chunk_seconds), (self._aligned(context_seconds) if context_seconds > 0 else 0)
 
 
 def _is_single(audio) -> bool:

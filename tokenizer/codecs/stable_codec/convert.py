@@ -33,18 +33,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 from pathlib import Path
 
 import torch
 
-from ...checkpoints import load_state_dict
+from ...checkpoints import load_state_dict, save_converted
 from ...errors import CodecError
 from .configuration_stable_codec import QUANTIZATION_PRESETS, StableCodecConfig
 from .modeling_stable_codec import StableCodecModel
 
-logger = logging.getLogger(__name__)
 
 _WN = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1", "bias": "bias"}
 _BLOCK = {
@@ -183,19 +181,7 @@ def convert_stable_codec(official_dir: str | Path, output_dir: str | Path, train
     sd = _strip_prefix(load_state_dict(_checkpoint_file(official_dir)))
     ours = convert_state_dict(sd, config)
     model = StableCodecModel(config)
-    expected = model.state_dict()
-    missing, extra = sorted(set(expected) - set(ours)), sorted(set(ours) - set(expected))
-    if missing or extra:
-        raise CodecError(f"checkpoint does not fit the configured architecture: missing {missing[:8]}, "
-                         f"extra {extra[:8]}")
-    for k, v in ours.items():
-        if v.shape != expected[k].shape:
-            raise CodecError(f"shape mismatch for {k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}")
-    model.load_state_dict(ours, strict=True)
-    out = Path(output_dir)
-    model.save_pretrained(out, safe_serialization=True)
-    logger.info("converted %d tensors from %s into %s", len(ours), official_dir, out)
-    return out
+    return save_converted(model, ours, output_dir, official_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
