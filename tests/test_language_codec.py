@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tokenizer import AutoCodecTokenizer, ConfigError
+from tokenizer import AutoCodecConfig, AutoCodecTokenizer, ConfigError
 from tokenizer.codecs.language_codec import LanguageCodecConfig, LanguageCodecModel
 from tokenizer.codecs.language_codec.convert import convert_language_codec, main as convert_main
 from tokenizer.losses import multi_scale_spectral_loss
@@ -96,6 +96,17 @@ def test_tiny_codec_overfits_one_clip():
         opt.step()
         losses.append(loss.item())
     assert min(losses[-5:]) < 0.6 * losses[0], losses[::5]
+
+
+def test_chunked_decode_is_exact_when_context_covers_the_receptive_field():
+    # without attention the Vocos decoder sees 3 x (1 + layers) frames each side, plus the iSTFT overlap
+    cfg = AutoCodecConfig.for_model("language-codec", preset="tiny", num_attention_layers=0)
+    tok = AutoCodecTokenizer.from_config(cfg)
+    codes = torch.randint(0, cfg.codebook_size, (1, cfg.num_quantizers, 3000))  # 7.5 s at 400 Hz
+    whole = tok.decode(codes, chunk_seconds=None).audio
+    windows = tok.decode(codes, chunk_seconds=1.0, context_seconds=0.05).audio
+    assert whole.shape == windows.shape
+    assert torch.allclose(whole, windows, atol=1e-5)
 
 
 def test_quantizer_dropout_draws_supported_counts():

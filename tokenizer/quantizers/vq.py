@@ -20,6 +20,23 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+@torch.no_grad()
+def kmeans(x: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
+    """k centroids of x (N, dim) by Lloyd's algorithm from random rows (distinct when N >= k); empty
+    clusters are re-seeded with random rows. Small and dependency-free: it runs once per codebook."""
+    n = x.shape[0]
+    idx = torch.randperm(n, device=x.device)[:k] if n >= k else torch.randint(0, n, (k,), device=x.device)
+    centroids = x[idx].clone()
+    for _ in range(iters):
+        assign = torch.cdist(x, centroids).argmin(1)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        empty = counts == 0
+        centroids = torch.where(empty[:, None], x[torch.randint(0, x.shape[0], (k,), device=x.device)],
+                                sums / counts.clamp_min(1)[:, None])
+    return centroids
+
+
 class EMACodebook(nn.Module):
     """One codebook of `codebook_size` vectors of `dim` (buffers `embed`, `embed_avg`, `cluster_size`, `inited`).
 
@@ -59,10 +76,16 @@ class EMACodebook(nn.Module):
         if x.shape[0] == 0:
             return
         if not bool(self.inited):
-            init = self._random_rows(x, self.codebook_size)
+            # k-means on the first batch (a batch smaller than the codebook leaves the extra codes at
+            # random rows). Done within one step so that a resumed run initialises exactly as a fresh one.
+            init = kmeans(x.detach(), self.codebook_size, iters=10)
+            if dist.is_available() and dist.is_initialized():
+                dist.broadcast(init, 0)
             self.embed.copy_(init)
             self.embed_avg.copy_(init)
-            self.cluster_size.fill_(1.0)
+            # Usage starts at zero: a code the data never picks is re-initialised within a few steps,
+            # instead of surviving ~log(threshold)/log(decay) steps while the latents drift.
+            self.cluster_size.zero_()
             self.inited.fill_(1.0)
             return
         onehot = F.one_hot(indices, self.codebook_size).to(x.dtype)
