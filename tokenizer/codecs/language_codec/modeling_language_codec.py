@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import torch
 
 from ...errors import ConfigError
 from ...modeling import CodecModel
+from ...outputs import CodecModelOutput
 from ...modules.conv import time_mask
 from ...modules.istft import ISTFTHead
 from ...modules.seanet import SEANetEncoder
@@ -16,17 +16,7 @@ from ...quantizers.mcrvq import MaskedChannelRVQ
 from .configuration_language_codec import LanguageCodecConfig
 
 
-@dataclass
-class LanguageCodecOutput:
-    """Training forward: audio (B, 1, F * hop); codes (B, K, F); commit_loss scalar; frame_lengths (B,);
-    num_quantizers used; stats (codebook usage/perplexity)."""
-
-    audio: torch.Tensor
-    codes: torch.Tensor
-    commit_loss: torch.Tensor
-    frame_lengths: torch.Tensor | None
-    num_quantizers: int
-    stats: dict = field(default_factory=dict)
+LanguageCodecOutput = CodecModelOutput  # the shared training-output contract (tokenizer/outputs.py)
 
 
 class LanguageCodecModel(CodecModel):

@@ -9,7 +9,6 @@ audio is zero-padded to whole frames), so a padded batch codes each item exactly
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -18,23 +17,14 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ...errors import ConfigError
 from ...modeling import CodecModel
+from ...outputs import CodecModelOutput
 from ...modules.conv import PaddedConv1d, mask_time, time_mask
 from ...modules.transformer import Transformer
 from ...quantizers.fsq import FiniteScalarQuantizer
 from .configuration_stable_codec import StableCodecConfig
 
 
-@dataclass
-class StableCodecOutput:
-    """Training forward: audio (B, 1, F * hop); codes (B, K, F); commit_loss 0 (FSQ has none);
-    frame_lengths (B,) | None; num_quantizers K; stats (FSQ levels drawn, noise fraction)."""
-
-    audio: torch.Tensor
-    codes: torch.Tensor
-    commit_loss: torch.Tensor
-    frame_lengths: torch.Tensor | None
-    num_quantizers: int
-    stats: dict = field(default_factory=dict)
+StableCodecOutput = CodecModelOutput  # the shared training-output contract (tokenizer/outputs.py)
 
 
 class PaddedConvTranspose1d(nn.Module):
