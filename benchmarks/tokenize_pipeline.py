@@ -22,7 +22,7 @@ import soundfile as sf
 
 from data_prep.cli import _batches, main as tokenize_corpus
 from tokenizer import AutoCodecTokenizer
-from tokenizer.audio import load_audio, resample, to_mono
+from tokenizer.audio import load_mono
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech-mini"
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     tok = AutoCodecTokenizer.from_pretrained(args.codec)
     with tempfile.TemporaryDirectory() as tmp:
         files = build_corpus(Path(tmp) / "LibriTTS", args.minutes)
-        clips = [resample(to_mono(load_audio(f)[0]), load_audio(f)[1], tok.sampling_rate) for f in files]
+        clips = [load_mono(f, tok.sampling_rate)[0] for f in files]
         seconds = sum(len(c) for c in clips) / tok.sampling_rate
         lengths = [len(c) for c in clips]
         order = sorted(range(len(clips)), key=lambda i: lengths[i])

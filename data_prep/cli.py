@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from tokenizer.audio import check_finite, load_audio, resample, to_mono
+from tokenizer.audio import load_mono
 from tokenizer.errors import CodecError
 
 from .corpora import CORPORA, get_corpus
@@ -52,10 +52,8 @@ class _AudioReader(Dataset):
     def __getitem__(self, i: int) -> dict:
         utt_id, source = self.items[i]
         try:
-            data, sr = load_audio(source, name=None if isinstance(source, (str, os.PathLike)) else utt_id)
-            audio = to_mono(data)
-            check_finite(audio, utt_id)
-            return {"id": utt_id, "audio": resample(audio, sr, self.sampling_rate), "error": None}
+            audio, _ = load_mono(source, self.sampling_rate, name=utt_id)
+            return {"id": utt_id, "audio": audio, "error": None}
         except CodecError as exc:
             return {"id": utt_id, "audio": None, "error": str(exc)}
 

@@ -74,6 +74,20 @@ def check_finite(audio: np.ndarray, label: str) -> None:
         raise AudioError(f"audio {label} has {bad} NaN/inf samples")
 
 
+def load_mono(source: AudioSource, sampling_rate: int | None = None, name: str | None = None) -> tuple[np.ndarray, int]:
+    """Read a file (path or bytes) as finite mono float32 `(T,)`, resampled to `sampling_rate` when given.
+
+    Returns `(audio, rate)`. `name` labels errors about the samples (and bytes sources, which have no
+    path); a path source's read errors name the path. Raises `AudioError`.
+    """
+    data, sr = load_audio(source, name=name if isinstance(source, (bytes, bytearray)) else None)
+    audio = to_mono(data)
+    check_finite(audio, name or str(source))
+    if sampling_rate is not None:
+        audio, sr = resample(audio, sr, sampling_rate), sampling_rate
+    return audio, sr
+
+
 @dataclass
 class AudioBatch:
     """Padded mono batch at one rate.

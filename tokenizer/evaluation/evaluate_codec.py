@@ -33,7 +33,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from ..audio import check_finite, load_audio, resample, to_mono
+from ..audio import load_mono, resample
 from ..errors import CodecError
 from .baselines import align_to_reference, fit_length, parse_baseline
 from .metrics import DEFAULT_CODEC_METRICS, METRICS, UTMOSPredictor, compute_metrics, metric_columns
@@ -260,9 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                unit="pair")
     for utt, group in itertools.groupby(todo, key=lambda t: t[0]):
         try:
-            data, sr = load_audio(utt.audio, name=utt.id if isinstance(utt.audio, bytes) else None)
-            audio = to_mono(data)
-            check_finite(audio, utt.id)
+            audio, sr = load_mono(utt.audio, name=utt.id)
         except CodecError as exc:
             skipped[utt.id] = str(exc)
             logger.warning("skipping %s: %s", utt.id, exc)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..audio import check_finite, load_audio, resample, to_mono
+from ..audio import load_mono, resample
 from ..errors import CodecError
 from .asr import cer, get_asr, wer
 from .metrics import UTMOSPredictor, dnsmos
@@ -93,10 +93,7 @@ def read_manifest(path: str | Path) -> list[ReferenceItem]:
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
-    data, sr = load_audio(path)
-    audio = to_mono(data)
-    check_finite(audio, str(path))
-    return audio, sr
+    return load_mono(path)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..audio import audio_info, check_finite, load_audio, resample, to_mono
+from ..audio import audio_info, load_mono
 from ..errors import AudioError, ConfigError
 from .config import DataConfig
 
@@ -136,11 +136,8 @@ class CodecData:
 
     def _decode(self, item: Item) -> np.ndarray:
         """Mono float32 samples at the codec rate, RMS-normalised (raises AudioError naming the file)."""
-        data, sr = load_audio(item.source, name=None if isinstance(item.source, str) else item.id)
-        audio = to_mono(data)
-        check_finite(audio, item.id)
-        return normalize_rms(np.ascontiguousarray(resample(audio, sr, self.sampling_rate), dtype=np.float32),
-                             self.cfg.target_dbfs)
+        audio, _ = load_mono(item.source, self.sampling_rate, name=item.id)
+        return normalize_rms(np.ascontiguousarray(audio, dtype=np.float32), self.cfg.target_dbfs)
 
     def batch(self, step: int, micro: int = 0, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Crops of micro-batch `micro` of optimizer step `step` on process `rank` (deterministic)."""
