@@ -383,6 +383,23 @@ def test_rate_distortion_objective(wav_dir, tmp_path):
         train(cfg, model=NoRate())
 
 
+def test_rate_distortion_lambda_comes_from_the_model_config(wav_dir, tmp_path):
+    """lambda_rd unset: the Rate-Aware config's rd_lambda weighs D; set: it replaces rd_lambda, and the
+    exported checkpoint records the lambda it was trained with."""
+    common = [f"--data.root={wav_dir}", "--log_with=none", "--objective=rate_distortion", "--steps=2",
+              "--disc.mpd=false", "--disc.mrd=false", "--eval_every=2", "--loss.mel=0", "--loss.time_l1=1.0",
+              "--model.codec=rate_aware", "--model.preset=tiny", "--model.overrides.rd_lambda=3.0"]
+    for extra, expected in (([], 3.0), (["--lambda_rd=0.25"], 0.25)):
+        result = train(load_config(TINY, [*common, f"--out_dir={tmp_path / str(expected)}", *extra]))
+        for h in result.history:
+            distortion = h["loss/multi_scale_spectral"] + h["loss/time_l1"]
+            assert h["loss/total"] == pytest.approx(h["loss/rate"] + expected * distortion, rel=1e-5)
+        assert result.last_logs["eval/bps"] > 0  # the entropy model's estimate on the held-out clips
+        assert AutoCodecTokenizer.from_pretrained(result.export_dir).model.config.rd_lambda == expected
+    with pytest.raises(ConfigError, match="lambda_rd"):
+        load_config(TINY, ["--lambda_rd=0"])
+
+
 @pytest.mark.skipif(os.environ.get("RUN_DDP_TESTS") != "1", reason="two processes, ~20 s: set RUN_DDP_TESTS=1")
 def test_two_process_training_with_torchrun(wav_dir, tmp_path):
     out = tmp_path / "ddp"

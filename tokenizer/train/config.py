@@ -140,7 +140,9 @@ class TrainConfig:
     `export/step-N` and `final` (save_pretrained directories), TensorBoard logs and `log.jsonl`.
 
     objective: "reconstruction" (weighted losses) or "rate_distortion" (rate + lambda_rd x distortion,
-    the rate being the model output's `rate_loss` in bits per audio sample; see `loop.py`).
+    the rate being the model output's `rate_loss` in bits per audio sample; see `loop.py`). lambda_rd
+    None (default) takes the model config's `rd_lambda`; a value given here is also written into the
+    model config, so an exported checkpoint records the trade-off it was trained for.
     stop_at: end this invocation after that step (state saved), to continue later with `--resume`;
     the LR schedule still spans `steps`. resume: "" (fresh), "latest" or a state directory.
     mixed_precision: "bf16" / "fp16" on a GPU only (float32 elsewhere, with a warning); with the GAN
@@ -153,7 +155,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = "no"
     objective: str = "reconstruction"
-    lambda_rd: float = 1.0
+    lambda_rd: float | None = None
     disc_start_step: int = 0
     log_every: int = 10
     eval_every: int = 500
@@ -180,6 +182,8 @@ class TrainConfig:
                     "save_every", "export_every"):
             if get_dotted(self, key) < 1:
                 raise ConfigError(f"{key}={get_dotted(self, key)} must be >= 1")
+        if self.lambda_rd is not None and self.lambda_rd <= 0:
+            raise ConfigError(f"lambda_rd={self.lambda_rd} must be > 0")
         if self.data.segment_seconds <= 0:
             raise ConfigError(f"data.segment_seconds={self.data.segment_seconds} must be > 0")
 

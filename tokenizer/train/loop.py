@@ -80,6 +80,23 @@ def build_model(cfg: ModelConfig, seed: int) -> nn.Module:
     return get_codec_spec(config.model_type).model_class(config)
 
 
+def resolve_lambda(cfg: TrainConfig, model: nn.Module) -> float | None:
+    """The rate-distortion weight of a `rate_distortion` run: `cfg.lambda_rd`, else the model config's
+    `rd_lambda`. An explicit value is written into the model config (the bitstream header and the exported
+    config then name the lambda the weights were trained for)."""
+    if cfg.objective != "rate_distortion":
+        return None
+    own = getattr(model.config, "rd_lambda", None)
+    if cfg.lambda_rd is None:
+        if own is None:
+            raise ConfigError("objective=rate_distortion: set lambda_rd (the model config has no rd_lambda)")
+        return float(own)
+    if own is not None and float(own) != cfg.lambda_rd:
+        logger.info("lambda_rd=%g replaces the model config's rd_lambda=%g", cfg.lambda_rd, own)
+        model.config.rd_lambda = cfg.lambda_rd
+    return cfg.lambda_rd
+
+
 def lr_scale(step: int, cfg: OptimConfig, total_steps: int) -> float:
     """Multiplier of the base learning rate at `step` (0-based): warm-up, then the chosen decay."""
     if step < cfg.warmup_steps:
@@ -140,9 +157,12 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device, mel: Mel
     samples, metrics = [], defaultdict(list)
     for clip_id, clip in clips:
         x = torch.from_numpy(clip)[None, None].to(device)
-        y = match_length(model(x).audio.float(), x.shape[-1])[0, 0].cpu().numpy()
+        output = model(x)
+        y = match_length(output.audio.float(), x.shape[-1])[0, 0].cpu().numpy()
         for k, v in audio_metrics(clip, y, sampling_rate, mel).items():
             metrics[k].append(v)
+        if getattr(output, "bits", None) is not None:  # entropy-coded models: estimated rate of this clip
+            metrics["bps"].append(float(output.bits.sum()) * sampling_rate / x.shape[-1])
         samples.append((clip_id, clip, y))
     model.train()
     return {k: float(np.nanmean(v)) if not all(np.isnan(v)) else float("nan") for k, v in metrics.items()}, samples
@@ -179,6 +199,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
     # ---- model, data, losses, discriminators, optimizers
     model = model if model is not None else build_model(cfg.model, cfg.seed)
     sr = int(model.config.sampling_rate)
+    lambda_rd = resolve_lambda(cfg, model)
     data = CodecData(cfg.data, sr, cfg.seed, show_progress=main)
     if data.segment < getattr(model, "min_input_samples", 1):
         raise ConfigError(f"data.segment_seconds={cfg.data.segment_seconds} gives {data.segment} samples, fewer "
@@ -269,7 +290,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
                     if getattr(output, "rate_loss", None) is None:
                         raise ConfigError("objective=rate_distortion needs a model whose output has rate_loss")
                     terms["rate"] = output.rate_loss
-                    loss = output.rate_loss + cfg.lambda_rd * distortion + cfg.loss.commit * terms["commit"]
+                    loss = output.rate_loss + lambda_rd * distortion + cfg.loss.commit * terms["commit"]
                 accelerator.backward(loss / accum)
             values["loss/total"] += float(loss.detach()) / accum
             for k, v in terms.items():
