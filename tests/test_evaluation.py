@@ -298,6 +298,32 @@ def test_fsq_points_and_entropy_codec_bits_come_from_the_codecs(speech):
     assert rt.audio.shape == clip.shape
 
 
+def test_several_codecs_each_take_the_operating_points_of_their_kind(tiny_dir, tmp_path):
+    """An RVQ codec against entropy-codec models (one per lambda): --num-quantizers goes to the RVQ codec
+    only; a flag no codec takes is an error; with one codec every flag applies (a wrong one fails)."""
+    import argparse
+
+    from tokenizer.evaluation.evaluate_codec import build_systems
+
+    ra_dirs = []
+    for lam in (0.5, 4.0):
+        cfg = AutoCodecConfig.for_model("rate-aware", preset="tiny", rd_lambda=lam)
+        AutoCodecTokenizer.from_config(cfg).save_pretrained(tmp_path / f"ra{lam}")
+        ra_dirs.append(str(tmp_path / f"ra{lam}"))
+
+    def args(codecs, **points):
+        return argparse.Namespace(**{"codec": codecs, "device": None, "baselines": [], "num_quantizers": None,
+                                     "levels": None, "lambdas": None, **points})
+
+    systems = build_systems(args([str(tiny_dir), *ra_dirs], num_quantizers=[3, 6]))
+    assert [s.name for s in systems] == ["language-codec@k=3", "language-codec@k=6", "rate-aware@lambda=0.5",
+                                         "rate-aware@lambda=4"]
+    with pytest.raises(CodecError, match="--levels"):
+        build_systems(args([str(tiny_dir), *ra_dirs[:1]], levels=[{"levels": 5, "stages": 1}]))
+    with pytest.raises(CodecError):
+        build_systems(args(ra_dirs[:1], num_quantizers=[3]))
+
+
 # ------------------------------------------------------------------------------------ reports
 def test_result_store_resumes_adds_columns_and_merges(tmp_path):
     from tokenizer.evaluation.report import ResultStore

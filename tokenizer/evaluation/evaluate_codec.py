@@ -40,7 +40,7 @@ from .metrics import DEFAULT_CODEC_METRICS, METRICS, UTMOSPredictor, compute_met
 from .rate import bd_metric, bd_rate, codebook_stats
 from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdown_table, plot_rate_distortion,
                      plot_spectrograms, safe_name, write_json)
-from .systems import SpeechCodec, TokenizerCodec, operating_points
+from .systems import SpeechCodec, TokenizerCodec, operating_points, point_kinds
 
 logger = logging.getLogger("evaluate-codec")
 
@@ -109,9 +109,16 @@ def build_systems(args) -> list[SpeechCodec]:
     if args.codec:
         from ..auto import AutoCodecTokenizer
 
-        for name in args.codec:
-            tok = AutoCodecTokenizer.from_pretrained(name, device=args.device)
-            systems += operating_points(tok, args.num_quantizers, args.levels, args.lambdas)
+        toks = [AutoCodecTokenizer.from_pretrained(name, device=args.device) for name in args.codec]
+        asked = {k: getattr(args, k) for k in ("num_quantizers", "levels", "lambdas") if getattr(args, k)}
+        for tok in toks:
+            # One codec: every flag applies (a wrong one is an error). Several (e.g. an RVQ codec against
+            # entropy-codec models, one per lambda): each takes the flags of its kind, the rest its default.
+            points = asked if len(toks) == 1 else {k: v for k, v in asked.items() if k in point_kinds(tok)}
+            systems += operating_points(tok, **points)
+        unused = [k for k in asked if len(toks) > 1 and not any(k in point_kinds(t) for t in toks)]
+        if unused:
+            raise CodecError(f"no codec among {', '.join(args.codec)} takes --{unused[0].replace('_', '-')}")
     elif args.num_quantizers or args.levels or args.lambdas:
         raise CodecError("--num-quantizers / --levels / --lambda need --codec")
     systems += [parse_baseline(b) for b in args.baselines]

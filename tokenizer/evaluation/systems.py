@@ -141,3 +141,17 @@ def operating_points(tok, num_quantizers: Sequence[int] | None = None, levels: S
     points += [TokenizerCodec(tok, quantization=v if isinstance(v, dict) else {"levels": v}) for v in (levels or [])]
     points += [TokenizerCodec(tok, quantization={"lmbda": float(v)}) for v in (lambdas or [])]
     return points or [TokenizerCodec(tok)]
+
+
+def point_kinds(tok) -> set[str]:
+    """Which operating-point flags a tokenizer can take: "num_quantizers" (more than one supported count,
+    i.e. RVQ), "levels" / "lambdas" (it has `set_quantization`)."""
+    kinds = set()
+    try:
+        if len(tok.model.supported_num_quantizers()) > 1:
+            kinds.add("num_quantizers")
+    except NotImplementedError:
+        pass
+    if callable(getattr(tok, "set_quantization", None)):
+        kinds |= {"levels", "lambdas"}
+    return kinds
