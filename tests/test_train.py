@@ -57,8 +57,10 @@ def _cli_args(wav_dir, out, *extra):
     return ["--config", str(TINY), f"--data.root={wav_dir}", f"--out_dir={out}", "--log_with=none", *extra]
 
 
-def _history(out):
-    return [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
+def _history(out, kind="loss/total"):
+    """Rows of log.jsonl with `kind`: training rows (default) or eval rows ("eval/stoi")."""
+    rows = [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
+    return [r for r in rows if kind in r]
 
 
 # ------------------------------------------------------------------ config
@@ -300,6 +302,8 @@ def test_cli_tiny_run_exports_a_loadable_codec(wav_dir, tmp_path, capsys):
     assert {"loss/mel", "loss/multi_scale_spectral", "loss/commit", "lr", "grad_norm/generator",
             "codebook/usage/0"} <= set(history[0])
     assert {"loss/adversarial", "loss/feature_matching", "grad_norm/discriminator"} <= set(history[3])
+    assert [(e["step"], sorted(e)) for e in _history(out, "eval/stoi")] == [
+        (s, ["eval/mel_distance", "eval/stoi", "step"]) for s in (2, 4)]
     assert list(out.glob("codec/events.out.tfevents.*"))
     assert sorted(p.name for p in (out / "state").iterdir()) == ["step-2", "step-4"]
     tok = AutoCodecTokenizer.from_pretrained(out / "final")

@@ -329,6 +329,8 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
                 metrics, samples = evaluate(accelerator.unwrap_model(model), data.eval_clips(), sr, device, eval_mel)
                 accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=done)
                 logs.update({f"eval/{k}": v for k, v in metrics.items()})
+                with open(out / "log.jsonl", "a") as f:  # an eval row of its own: the step's row is written
+                    f.write(json.dumps({"step": done, **{f"eval/{k}": v for k, v in metrics.items()}}) + "\n")
                 for i, (clip_id, ref, est) in enumerate(samples if writer is not None else []):
                     writer.add_audio(f"eval/{i}_{clip_id}/reconstruction", torch.from_numpy(est)[None], done, sr)
                     if not originals_logged:
