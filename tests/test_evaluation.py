@@ -27,8 +27,8 @@ from tokenizer.evaluation import metrics as M  # noqa: E402
 from tokenizer.evaluation.asr import HubertCTCASR, cer, normalize_transcript, wer  # noqa: E402
 from tokenizer.evaluation.baselines import (Codec2Baseline, OpusBaseline, align_to_reference,  # noqa: E402
                                             estimate_delay, parse_baseline)
-from tokenizer.evaluation.rate import (bd_metric, bd_rate, codebook_stats, huffman_code_lengths,  # noqa: E402
-                                       mean_huffman_length, normalized_entropy)
+from tokenizer.evaluation.rate import (bd_metric, bd_overlap, bd_rate, codebook_stats, huffman_code_lengths,  # noqa: E402
+                                       mean_huffman_length, normalized_entropy, rd_front)
 from tokenizer.evaluation.systems import TokenizerCodec, operating_points  # noqa: E402
 
 SR = 16000
@@ -146,6 +146,28 @@ def test_bd_rate_and_bd_metric_of_shifted_curves():
     assert bd_metric(rates, quality, rates * 0.8, quality) > 0  # same quality for fewer bits
     with pytest.raises(CodecError, match="do not overlap"):
         bd_rate(rates, quality, rates, quality + 10)
+    for method in ("pchip", "cubic"):
+        assert bd_rate(rates, quality, rates * 0.5, quality, method=method) == pytest.approx(-50.0, abs=1e-6)
+    # a distance (lower is better): the same shift of the rate axis is the same saving
+    distance = 5 - quality
+    assert bd_rate(rates, distance, rates * 0.8, distance, higher_is_better=False) == pytest.approx(-20.0, abs=1e-6)
+    assert bd_metric(rates, distance, rates, distance - 0.2, higher_is_better=False) == pytest.approx(-0.2)
+
+
+def test_bd_uses_the_rate_distortion_front_and_reports_the_overlap():
+    rates = np.array([1000.0, 2000, 4000, 8000])
+    quality = np.array([1.0, 2.0, 2.5, 3.0])
+    # a dominated point (more bits, worse quality) is dropped, so it cannot bend the curve
+    with_bad = bd_rate(np.append(rates, 3000.0), np.append(quality, 1.5), rates * 0.5, quality)
+    assert with_bad == pytest.approx(-50.0, abs=1e-6)
+    xa, ma = rd_front([4000, 1000, 2000, 3000], [2.5, 1.0, 2.0, 1.9])
+    assert np.allclose(10 ** xa, [1000, 2000, 4000]) and list(ma) == [1.0, 2.0, 2.5]
+    with pytest.raises(CodecError, match="front"):
+        rd_front([1000, 2000], [2.0, 1.5])  # quality falls with rate: one point on the front
+    ov = bd_overlap(rates, quality, rates * 0.5, quality + 0.5)
+    assert (ov["metric_low"], ov["metric_high"]) == (1.5, 3.0) and ov["metric_share"] == pytest.approx(0.75)
+    assert ov["rate_share"] == pytest.approx(2 / 3)
+    assert bd_overlap(rates, quality, rates, quality + 5)["metric_share"] == 0.0
 
 
 # ------------------------------------------------------------------------------------ text

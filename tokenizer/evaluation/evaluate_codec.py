@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 from ..audio import load_mono, resample
 from ..errors import CodecError
 from .baselines import align_to_reference, fit_length, parse_baseline
-from .metrics import DEFAULT_CODEC_METRICS, METRICS, UTMOSPredictor, compute_metrics, metric_columns
-from .rate import bd_metric, bd_rate, codebook_stats
+from .metrics import DEFAULT_CODEC_METRICS, HIGHER_IS_BETTER, METRICS, UTMOSPredictor, compute_metrics, metric_columns
+from .rate import bd_metric, bd_overlap, bd_rate, codebook_stats
 from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdown_table, plot_rate_distortion,
                      plot_spectrograms, safe_name, write_json)
 from .systems import SpeechCodec, TokenizerCodec, operating_points, point_kinds
@@ -195,13 +195,18 @@ def bjontegaard(systems: list[dict], columns: Sequence[str], anchor: str | None)
             for name in (anchor, family):
                 pts = [(s["measured_bitrate"], s["metrics"][c]["mean"]) for s in families[name]]
                 curve[name] = ([p[0] for p in pts], [p[1] for p in pts])
+            higher = HIGHER_IS_BETTER.get(c, True)
             values, notes = {}, []
             for key, fn, over in (("bd_rate_percent", bd_rate, "quality"), ("bd_metric", bd_metric, "rate")):
                 try:
-                    values[key] = fn(*curve[anchor], *curve[family])
-                except CodecError as exc:  # too few finite points, or ranges that do not overlap
+                    values[key] = fn(*curve[anchor], *curve[family], higher_is_better=higher)
+                except CodecError as exc:  # too few points on a front, or ranges that do not overlap
                     values[key] = math.nan
-                    notes.append(f"no {over} overlap" if "overlap" in str(exc) else "too few finite points")
+                    notes.append(f"no {over} overlap" if "overlap" in str(exc) else "fewer than 2 points on a front")
+            try:
+                values["overlap"] = bd_overlap(*curve[anchor], *curve[family], higher_is_better=higher)
+            except CodecError:
+                values["overlap"] = None
             results.append({"family": family, "metric": c, **values, "note": "; ".join(dict.fromkeys(notes)) or None})
     return {"anchor": anchor, "results": results}
 
@@ -228,11 +233,20 @@ def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
     bd = summary["bjontegaard"]
     lines.append(f"\n## Bjontegaard deltas against `{bd['anchor']}`\n")
     if bd["results"]:
-        lines.append(markdown_table(["Family", "Metric", "BD-rate (%)", "BD-metric", "Note"],
-                                    [[r["family"], column_header(r["metric"]), fmt(r["bd_rate_percent"], 1),
-                                      fmt(r["bd_metric"], 3), r["note"] or ""] for r in bd["results"]]))
-        lines.append("\nBD-rate: mean rate change at equal quality (negative = fewer bits than the anchor); "
-                     "BD-metric: mean quality change at equal rate; over the range both curves cover.\n")
+        def share(r, key):
+            return fmt(100 * r["overlap"][key], 0) + "%" if r.get("overlap") else "n/a"
+
+        lines.append(markdown_table(
+            ["Family", "Metric", "BD-rate (%)", "over quality", "BD-metric", "over rate", "Note"],
+            [[r["family"], column_header(r["metric"]), fmt(r["bd_rate_percent"], 1),
+              (f"{fmt(r['overlap']['metric_low'], 3)}..{fmt(r['overlap']['metric_high'], 3)}"
+               if r.get("overlap") and r["overlap"]["metric_share"] > 0 else "none"),
+              fmt(r["bd_metric"], 3), share(r, "rate_share"), r["note"] or ""] for r in bd["results"]]))
+        lines.append("\nBD-rate: mean rate change at equal quality (negative = fewer bits than the anchor) over the "
+                     "quality interval both curves reach; BD-metric: mean quality change at equal rate over the "
+                     "shared rate interval (its share of the anchor's log-rate range in 'over rate'). Each curve is "
+                     "first reduced to its rate-distortion front (points a cheaper point matches or beats are "
+                     "dropped); piecewise cubic Hermite interpolation.\n")
     else:
         lines.append(bd.get("note", "none") + "\n")
     lines.append("\nNotes: measured bps = bits spent / audio seconds (Opus: audio packets without Ogg "

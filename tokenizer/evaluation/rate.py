@@ -7,9 +7,10 @@
   code length, summed over codebooks, times the frame rate. It is what a static entropy coder would
   reach on this corpus (within 1 bit per symbol of the entropy).
 - `bd_rate` / `bd_metric`: Bjontegaard (VCEG-M33, 2001), the "BD-Rate / BD-PESQ / BD-ViSQOL" of the
-  Rate-Aware Learned Speech Compression paper: fit a cubic polynomial through each rate-distortion
-  curve in the (log10 rate, metric) plane and average the gap between the two fits over the interval
-  where both curves have data.
+  Rate-Aware Learned Speech Compression paper: reduce each curve to its rate-distortion front, pass a
+  curve through it in the (log10 rate, metric) plane (piecewise cubic Hermite by default, the original
+  least-squares cubic on request) and average the gap between the two over the interval where both
+  curves have data; `bd_overlap` says how wide that interval is.
 """
 
 from __future__ import annotations
@@ -149,47 +150,94 @@ def real_time_factor(processing_seconds: float, audio_seconds: float) -> float:
 
 
 # ------------------------------------------------------------------------------------ Bjontegaard
-def _check_curve(rate: Sequence[float], metric: Sequence[float], label: str) -> tuple[np.ndarray, np.ndarray]:
+BD_METHODS = ("pchip", "cubic")
+
+
+def rd_front(rate: Sequence[float], metric: Sequence[float], higher_is_better: bool = True,
+             label: str = "curve") -> tuple[np.ndarray, np.ndarray]:
+    """The rate-distortion front of a curve, sorted by rate: finite points with positive rate whose quality
+    beats every lower-rate point (an encoder never picks a point that a cheaper one matches or beats).
+    Returns (log10 rate, metric); the metric is then strictly monotonic in rate, as the Bjontegaard
+    method assumes."""
     r, m = np.asarray(rate, dtype=np.float64), np.asarray(metric, dtype=np.float64)
+    if r.shape != m.shape:
+        raise CodecError(f"{label}: {r.size} rates but {m.size} metric values")
     keep = np.isfinite(r) & np.isfinite(m) & (r > 0)
     r, m = r[keep], m[keep]
-    if r.size < 2 or r.shape != m.shape:
-        raise CodecError(f"curve {label} needs at least 2 points with positive rate and finite metric, got {r.size}")
-    return np.log10(r), m
+    order = np.lexsort((-m if higher_is_better else m, r))  # by rate, the better value first on ties
+    sign = 1.0 if higher_is_better else -1.0
+    front_r, front_m, best = [], [], -np.inf
+    for i in order:
+        if sign * m[i] > best:
+            front_r.append(r[i])
+            front_m.append(m[i])
+            best = sign * m[i]
+    if len(front_r) < 2:
+        raise CodecError(f"{label} needs at least 2 points on its rate-distortion front (finite metric, positive "
+                         f"rate, quality rising with rate), got {len(front_r)} of {np.asarray(rate).size}")
+    return np.log10(front_r), np.asarray(front_m)
 
 
-def _mean_gap(x_a, y_a, x_b, y_b) -> float:
-    """Mean of fit_b - fit_a over the overlap of the x ranges; fits are polynomials of degree
-    min(3, points - 1) (the cubic of the original method when each curve has 4 or more points)."""
+def _mean_gap(x_a, y_a, x_b, y_b, method: str) -> float:
+    """Mean of fit_b - fit_a over the overlap of the x ranges. "cubic": least-squares polynomials of degree
+    min(3, points - 1) (VCEG-M33); "pchip": piecewise cubic Hermite interpolation through the points, the
+    variant of the later VCEG/JVET practice, which cannot overshoot between points."""
+    if method not in BD_METHODS:
+        raise CodecError(f"Bjontegaard method {method!r} not one of {', '.join(BD_METHODS)}")
     lo, hi = max(x_a.min(), x_b.min()), min(x_a.max(), x_b.max())
     if not hi > lo:
         raise CodecError(f"the two curves do not overlap (ranges [{x_a.min():.4g}, {x_a.max():.4g}] "
                          f"and [{x_b.min():.4g}, {x_b.max():.4g}])")
     integrals = []
     for x, y in ((x_a, y_a), (x_b, y_b)):
-        poly = np.polyint(np.polyfit(x, y, min(3, x.size - 1)))
-        integrals.append(np.polyval(poly, hi) - np.polyval(poly, lo))
+        order = np.argsort(x)
+        x, y = x[order], y[order]
+        if method == "pchip":
+            from scipy.interpolate import PchipInterpolator
+
+            integrals.append(float(PchipInterpolator(x, y).integrate(lo, hi)))
+        else:
+            poly = np.polyint(np.polyfit(x, y, min(3, x.size - 1)))
+            integrals.append(np.polyval(poly, hi) - np.polyval(poly, lo))
     return float((integrals[1] - integrals[0]) / (hi - lo))
 
 
 def bd_rate(rate_a: Sequence[float], metric_a: Sequence[float], rate_b: Sequence[float],
-            metric_b: Sequence[float]) -> float:
+            metric_b: Sequence[float], higher_is_better: bool = True, method: str = "pchip") -> float:
     """Bjontegaard delta rate of curve B against anchor A, in percent: the average rate change for
     equal quality over the metric range both cover (negative: B needs fewer bits).
 
-    log10(rate) is fitted as a polynomial of the metric for each curve; the mean gap d over the
-    overlapping metric interval gives 100 (10^d - 1). The same formula holds for lower-is-better
-    metrics (mel distance): rate is fitted as a function of the metric either way.
+    Each curve is reduced to its rate-distortion front (`rd_front`), log10(rate) is interpolated as a
+    function of the metric, and the mean gap d over the overlapping metric interval gives 100 (10^d - 1).
+    `higher_is_better=False` for distances (mel distance). The result only speaks for the overlapping
+    quality interval: a nearly flat anchor curve makes that interval narrow (see `bd_overlap`).
     """
-    xa, ma = _check_curve(rate_a, metric_a, "A")
-    xb, mb = _check_curve(rate_b, metric_b, "B")
-    return float((10 ** _mean_gap(ma, xa, mb, xb) - 1) * 100)
+    xa, ma = rd_front(rate_a, metric_a, higher_is_better, "curve A")
+    xb, mb = rd_front(rate_b, metric_b, higher_is_better, "curve B")
+    return float((10 ** _mean_gap(ma, xa, mb, xb, method) - 1) * 100)
 
 
 def bd_metric(rate_a: Sequence[float], metric_a: Sequence[float], rate_b: Sequence[float],
-              metric_b: Sequence[float]) -> float:
+              metric_b: Sequence[float], higher_is_better: bool = True, method: str = "pchip") -> float:
     """Bjontegaard delta metric (BD-PESQ, BD-ViSQOL...): mean of metric_B - metric_A at equal rate over
-    the overlapping log10-rate interval (positive: B scores higher)."""
-    xa, ma = _check_curve(rate_a, metric_a, "A")
-    xb, mb = _check_curve(rate_b, metric_b, "B")
-    return _mean_gap(xa, ma, xb, mb)
+    the overlapping log10-rate interval of the two fronts (positive: B scores higher, i.e. better for a
+    higher-is-better metric)."""
+    xa, ma = rd_front(rate_a, metric_a, higher_is_better, "curve A")
+    xb, mb = rd_front(rate_b, metric_b, higher_is_better, "curve B")
+    return _mean_gap(xa, ma, xb, mb, method)
+
+
+def bd_overlap(rate_a: Sequence[float], metric_a: Sequence[float], rate_b: Sequence[float],
+               metric_b: Sequence[float], higher_is_better: bool = True) -> dict[str, float]:
+    """How much of each front the deltas rest on: the shared metric interval (BD-rate) and log-rate
+    interval (BD-metric), each as a fraction of the anchor's own range (0 when they do not overlap)."""
+    xa, ma = rd_front(rate_a, metric_a, higher_is_better, "curve A")
+    xb, mb = rd_front(rate_b, metric_b, higher_is_better, "curve B")
+
+    def share(a, b):
+        width = min(a.max(), b.max()) - max(a.min(), b.min())
+        return float(max(width, 0.0) / (a.max() - a.min()))
+
+    return {"metric_low": float(max(ma.min(), mb.min())), "metric_high": float(min(ma.max(), mb.max())),
+            "metric_share": share(ma, mb), "rate_share": share(xa, xb),
+            "anchor_points": int(xa.size), "points": int(xb.size)}
