@@ -252,7 +252,8 @@ def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
     lines.append("\nNotes: measured bps = bits spent / audio seconds (Opus: audio packets without Ogg "
                  "framing; Codec2: byte-padded frames); Huffman bps = Stable Codec app. A.8 (corpus histogram "
                  "per codebook); RTF = processing seconds / audio seconds on this machine; n/a = not "
-                 "applicable (SI-SDR of parametric codecs) or no score (PESQ found no speech).\n")
+                 "applicable (SI-SDR of parametric codecs; the nominal rate of entropy-coded codecs, whose rate is "
+                 "that of their real bitstreams) or no score (PESQ found no speech).\n")
     path.write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -80,6 +80,10 @@ class TokenizerCodec(SpeechCodec):
         self.sampling_rate = tok.sampling_rate
         k = self.num_quantizers
         self.bitrate = float(tok.bitrate_for(k)) if k is not None else float(tok.bitrate)
+        if callable(getattr(tok, "compress", None)):
+            # Entropy-coded: the rate varies per utterance (measured from the bitstreams); the fixed-width
+            # size of its integer latents is no nominal rate.
+            self.bitrate = math.nan
         self.codebook_sizes = list(tok.config.codebook_sizes(k))
         self.frame_rate = float(tok.frame_rate)
         self.tokens_per_second = self.frame_rate * len(self.codebook_sizes)
