@@ -30,11 +30,11 @@ def speech_like(seconds, seed=0, f0=180.0):
 
 
 def spread(tok):
-    """Untrained tiny weights give latents far below one quantization step (every symbol 0). Scale the
-    last layers of g_a and h_a so the symbols spread over the alphabet like a trained model's."""
+    """Widen an untrained tiny model's latents (std ~2 from the latent gains) so the coding tests exercise
+    more of the alphabet and its tails, as a trained high-rate model would."""
     with torch.no_grad():
-        tok.model.analysis.out.conv.parametrizations.weight.original0.mul_(30)
-        tok.model.hyper_analysis.out.conv.parametrizations.weight.original0.mul_(10)
+        tok.model.analysis.out.conv.parametrizations.weight.original0.mul_(4)
+        tok.model.hyper_analysis.out.conv.parametrizations.weight.original0.mul_(2)
     return tok
 
 
@@ -260,6 +260,26 @@ def test_save_load_gives_identical_bytes(tok, tmp_path):
 
 
 # ------------------------------------------------------------------ model contract and training
+@pytest.mark.parametrize("preset", ["tiny", "paper"])
+def test_untrained_latents_are_alive(preset):
+    """The latent gains start y and z near one quantization step: without them every symbol of an
+    untrained model rounds to 0 and training routes everything through the hyperprior path."""
+    torch.manual_seed(0)
+    config = AutoCodecConfig.for_model("rate-aware", preset=preset)
+    model = RateAwareModel(config).eval()
+    x = torch.from_numpy(speech_like(1.0))[None, None]
+    with torch.no_grad():
+        y, z, _, _ = model.analyze(x)
+        no_gain = RateAwareModel(AutoCodecConfig.for_model("rate-aware", preset=preset, latent_gain=1.0,
+                                                           hyper_latent_gain=1.0))
+        no_gain.load_state_dict(model.state_dict())
+        y1, z1, _, _ = no_gain.eval().analyze(x)
+    assert 0.5 < float(y.std()) < 4 and 0.5 < float(z.std()) < 4
+    assert float((torch.round(y) != 0).float().mean()) > 0.3
+    assert float((torch.round(y1) != 0).float().mean()) < 0.05  # what the gains fix
+    assert torch.allclose(y, y1 * config.latent_gain) and torch.allclose(z, z1 * config.hyper_latent_gain)
+
+
 def test_codes_layout_and_quantizer_count(tok):
     c = tok.config
     assert tok.num_quantizers == c.latent_dim + c.hyper_latent_dim == 12

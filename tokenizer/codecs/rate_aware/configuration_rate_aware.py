@@ -29,6 +29,11 @@ class RateAwareConfig(CodecConfig):
     `num_quantizers` is derived (latent_dim + hyper_latent_dim, the rows of the code tensor): the field
     exists only because the base contract stores it, and any value passed in is replaced.
     `rd_lambda`: weight of the distortion in L = R + lambda D, R in bits per audio sample.
+    `latent_gain` / `hyper_latent_gain`: fixed factors on g_a's and h_a's outputs (g_s sees y_bar /
+    latent_gain). With variance-preserving initialisation the transforms' outputs start near std 0.06,
+    far below one quantization step: every symbol would round to 0 at the start of training (dead
+    latents), and training then sent the information through the hyperprior path (F_mean feeds the
+    decoder through latent residual prediction) with y left empty. The gains start y and z near std 1.
     """
 
     model_type = "rate_aware"
@@ -55,6 +60,8 @@ class RateAwareConfig(CodecConfig):
     min_scale: float = 0.11
     max_scale: float = 64.0
     rd_lambda: float = 2.0
+    latent_gain: float = 16.0
+    hyper_latent_gain: float = 16.0
     num_quantizers: int | None = None
 
     def __post_init__(self, **kwargs):
@@ -79,6 +86,8 @@ class RateAwareConfig(CodecConfig):
         if (self.n_fft - self.stft_hop_length) % 2 or self.stft_hop_length > self.n_fft // 2:
             problems.append(f"n_fft={self.n_fft} and stft_hop_length={self.stft_hop_length}: need n_fft - hop even "
                             "and hop <= n_fft / 2")
+        if self.latent_gain <= 0 or self.hyper_latent_gain <= 0:
+            problems.append(f"latent_gain={self.latent_gain} and hyper_latent_gain={self.hyper_latent_gain} must be > 0")
         if self.rd_lambda <= 0:
             problems.append(f"rd_lambda={self.rd_lambda} must be > 0")
         if problems:

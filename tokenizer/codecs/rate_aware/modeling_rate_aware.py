@@ -407,11 +407,11 @@ class RateAwareModel(CodecModel):
         stft_lengths = None if lengths is None else conv_output_lengths(lengths, self.config.stft_hop_length)
         y, y_lengths = self.analysis(self.spectral_features(audio), stft_lengths)
         z, z_lengths = self.hyper_analysis(y, y_lengths)
-        return y, z, y_lengths, z_lengths
+        return y * self.config.latent_gain, z * self.config.hyper_latent_gain, y_lengths, z_lengths
 
     def synthesize(self, y_bar: torch.Tensor, frame_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """y_bar (B, latent_dim, F) -> audio (B, 1, F * hop_length)."""
-        return self.synthesis(y_bar, frame_lengths)
+        return self.synthesis(y_bar / self.config.latent_gain, frame_lengths)
 
     def latent_context(self, z_symbols: torch.Tensor, frames: int, lengths: torch.Tensor | None = None) -> LatentContext:
         """Start coding (or decoding) y given integer z symbols (B, C_z, F_z), in float64."""
