@@ -310,7 +310,7 @@ class RateAwareModel(CodecModel):
         self.hyper_analysis = HyperAnalysis(c.latent_dim, c.hyper_channels, c.hyper_latent_dim, c.hyper_stride,
                                             c.crm_downsample, chunk)
         self.entropy = ChannelwiseEntropyModel(c)
-        self.prior = FactorizedPrior(c.hyper_latent_dim)
+        self.prior = FactorizedPrior(c.hyper_latent_dim, init_scale=c.prior_init_scale)
         n = c.codebook_size
         # Integer coding tables (see entropy.py), saved with the weights so every machine decodes alike.
         self.register_buffer("gaussian_counts", torch.from_numpy(quantize_pmf(self.scale_table.pmf(n // 2))).int())
