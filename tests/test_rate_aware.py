@@ -278,6 +278,12 @@ def test_untrained_latents_are_alive(preset):
     assert float((torch.round(y) != 0).float().mean()) > 0.3
     assert float((torch.round(y1) != 0).float().mean()) < 0.05  # what the gains fix
     assert torch.allclose(y, y1 * config.latent_gain) and torch.allclose(z, z1 * config.hyper_latent_gain)
+    # z's density starts about as wide as z: its bits per symbol are near the symbols' empirical entropy
+    with torch.no_grad():
+        bits_per_z = float(model(x).bits_z.sum()) / z.numel()
+    _, counts = np.unique(model.clamp_symbols(z).numpy(), return_counts=True)
+    entropy = float(-(counts / counts.sum() * np.log2(counts / counts.sum())).sum())
+    assert bits_per_z < entropy + 1.5
 
 
 def test_codes_layout_and_quantizer_count(tok):
