@@ -10,7 +10,7 @@ set -euo pipefail
 PY=${1:-.venv/bin/python}
 CFG=configs/codec/rd_comparison
 RUNS=runs/rd_comparison
-LAMBDAS=(0.02 0.05 0.1 0.3 1.0)
+LAMBDAS=(0.05 0.2 0.8 3.0)
 LIBRISPEECH_MINI=${LIBRISPEECH_MINI:-/work/shared/data/librispeech-mini}
 export OMP_NUM_THREADS=1
 
