@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from tokenizer import AutoCodecConfig, AutoCodecTokenizer, ConfigError
 from tokenizer.codecs.language_codec import LanguageCodecConfig, LanguageCodecModel
 from tokenizer.codecs.language_codec.convert import convert_language_codec, main as convert_main
-from tokenizer.losses import multi_scale_spectral_loss
+from tokenizer.losses import MultiScaleSpectralLoss
 from tokenizer.quantizers import MaskedChannelRVQ
 
 
@@ -86,11 +86,12 @@ def test_tiny_codec_overfits_one_clip():
     sr = model.config.sampling_rate
     t = torch.arange(int(0.5 * sr)) / sr
     clip = (0.5 * torch.sin(2 * math.pi * 300 * t) * torch.sin(2 * math.pi * 3 * t)).reshape(1, 1, -1)
+    spectral = MultiScaleSpectralLoss(sr, windows=(64, 128, 256))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(40):
         out = model(clip, num_quantizers=6)
-        loss = multi_scale_spectral_loss(out.audio, clip, windows=(64, 128, 256)) + out.commit_loss
+        loss = spectral(out.audio, clip) + out.commit_loss
         opt.zero_grad()
         loss.backward()
         opt.step()

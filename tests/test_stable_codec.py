@@ -17,7 +17,7 @@ from torch.overrides import TorchFunctionMode
 from tokenizer import AutoCodecConfig, AutoCodecTokenizer, CodecError, ConfigError
 from tokenizer.codecs.stable_codec import StableCodecConfig, StableCodecModel, StableCodecTokenizer
 from tokenizer.codecs.stable_codec.convert import convert_stable_codec, main as convert_main
-from tokenizer.losses import multi_scale_spectral_loss
+from tokenizer.losses import MultiScaleSpectralLoss
 from tokenizer.modules.transformer import dense_attention, local_attention
 from tokenizer.quantizers.fsq import FiniteScalarQuantizer
 
@@ -309,11 +309,12 @@ def test_tiny_codec_overfits_one_clip():
     model = StableCodecModel(StableCodecConfig.tiny()).train()
     t = torch.arange(8000) / 16000
     clip = (0.5 * torch.sin(2 * math.pi * 300 * t) * torch.sin(2 * math.pi * 3 * t)).reshape(1, 1, -1)
+    spectral = MultiScaleSpectralLoss(16000, windows=(64, 128, 256))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(50):
         out = model(clip)
-        loss = multi_scale_spectral_loss(out.audio, clip, windows=(64, 128, 256)) + out.commit_loss
+        loss = spectral(out.audio, clip) + out.commit_loss
         opt.zero_grad()
         loss.backward()
         opt.step()

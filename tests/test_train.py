@@ -22,7 +22,8 @@ from tokenizer.train.config import DataConfig, LossConfig, OptimConfig, parse_ov
 from tokenizer.train.data import CodecData, filename_speaker
 from tokenizer.train.discriminators import (STABLE_CODEC_FFT_SIZES, Discriminators, MultiPeriodDiscriminator,
                                             MultiResolutionDiscriminator, MultiScaleSTFTDiscriminator)
-from tokenizer.train.losses import (MelLoss, MultiScaleSpectralLoss, PerceptualFeatureLoss, ReconstructionLoss,
+from tokenizer.losses import MultiScaleSpectralLoss
+from tokenizer.train.losses import (MelLoss, PerceptualFeatureLoss, ReconstructionLoss,
                                     discriminator_hinge_loss, feature_matching_loss, fft_resample,
                                     generator_hinge_loss, time_l1)
 from tokenizer.train.loop import lr_scale

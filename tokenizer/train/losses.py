@@ -1,7 +1,7 @@
 """Generator and discriminator losses of the codec trainer. Audio is (B, 1, T) or (B, T) in [-1, 1].
 
-- `MultiScaleSpectralLoss`: Rate-Aware speech compression paper: log power and log mel spectra,
-  L1 + L2, windows 2^5..2^11 with hop = window / 4.
+- `MultiScaleSpectralLoss` (from `tokenizer/losses.py`, shared with the codecs' own loss methods):
+  Rate-Aware speech compression paper: log power and log mel spectra, L1 + L2, windows 2^5..2^11.
 - `MelLoss`: L1 between log mel spectrograms (HiFi-GAN / Vocos).
 - `time_l1`: L1 between waveforms.
 - `discriminator_hinge_loss`, `generator_hinge_loss`: hinge GAN losses.
@@ -17,7 +17,6 @@ Spectral terms are computed in float32 with autocast off, so mixed precision doe
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import torch
@@ -25,27 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..losses import stft_magnitude
+from ..losses import MultiScaleSpectralLoss, flat_float, mel_filters, stft_magnitude
 from .config import LossConfig
-
-
-def _flat(x: torch.Tensor) -> torch.Tensor:
-    """(B, 1, T) or (B, T) -> float32 (B, T)."""
-    return x.reshape(-1, x.shape[-1]).float()
-
-
-def mel_filters(sampling_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
-                f_max: float | None = None) -> torch.Tensor:
-    """Slaney-normalised mel filterbank (n_fft // 2 + 1, n_mels) from transformers' audio utilities."""
-    from transformers.audio_utils import mel_filter_bank
-
-    with warnings.catch_warnings():
-        # Short windows have fewer frequency bins than low mel bands are wide, so some filters are empty:
-        # they contribute log(eps) on both sides and thus nothing to the loss; the warning is noise here.
-        warnings.simplefilter("ignore")
-        fb = mel_filter_bank(n_fft // 2 + 1, n_mels, f_min, f_max or sampling_rate / 2, sampling_rate,
-                             norm="slaney", mel_scale="slaney")
-    return torch.from_numpy(fb).float()
 
 
 class MelSpectrogram(nn.Module):
@@ -58,7 +38,7 @@ class MelSpectrogram(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
-            mag = stft_magnitude(_flat(x), self.n_fft, self.hop_length)
+            mag = stft_magnitude(flat_float(x), self.n_fft, self.hop_length)
             return torch.log(torch.clamp(torch.einsum("bft,fm->bmt", mag, self.fb), min=1e-5))
 
 
@@ -73,40 +53,9 @@ class MelLoss(nn.Module):
         return F.l1_loss(self.mel(pred), self.mel(target))
 
 
-class MultiScaleSpectralLoss(nn.Module):
-    """Rate-Aware paper's multi-scale spectral loss: for each window w (hop w / 4), L1 + L2 between log
-    power spectra and between log mel power spectra (w // 8 mel bands, at most 128), averaged over the
-    windows that fit in the signal. Equal inputs give exactly 0."""
-
-    def __init__(self, sampling_rate: int, windows: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048),
-                 eps: float = 1e-5):
-        super().__init__()
-        self.windows, self.eps = tuple(int(w) for w in windows), eps
-        for w in self.windows:
-            self.register_buffer(f"fb{w}", mel_filters(sampling_rate, w, max(4, min(w // 8, 128))), persistent=False)
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(pred.device.type, enabled=False):
-            pred, target = _flat(pred), _flat(target)
-            total, n = pred.new_zeros(()), 0
-            for w in self.windows:
-                if w > target.shape[-1]:
-                    continue
-                fb = getattr(self, f"fb{w}")
-                p, t = stft_magnitude(pred, w, w // 4).square(), stft_magnitude(target, w, w // 4).square()
-                for a, b in ((p, t), (torch.einsum("bft,fm->bmt", p, fb), torch.einsum("bft,fm->bmt", t, fb))):
-                    d = torch.log(a + self.eps) - torch.log(b + self.eps)
-                    total = total + d.abs().mean() + d.square().mean()
-                n += 1
-            if n == 0:
-                raise ConfigError(f"multi-scale spectral loss: signal of {target.shape[-1]} samples is shorter "
-                                  f"than every window {self.windows}")
-            return total / n
-
-
 def time_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute waveform difference."""
-    return F.l1_loss(_flat(pred), _flat(target))
+    return F.l1_loss(flat_float(pred), flat_float(target))
 
 
 def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
@@ -182,7 +131,7 @@ class PerceptualFeatureLoss(nn.Module):
         return self
 
     def features(self, audio: torch.Tensor) -> list[torch.Tensor]:
-        x = fft_resample(_flat(audio), self.sampling_rate, self.model_sampling_rate)
+        x = fft_resample(flat_float(audio), self.sampling_rate, self.model_sampling_rate)
         if self.normalize:
             x = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-7)
         hidden = self.model(input_values=x, output_hidden_states=True).hidden_states

@@ -30,7 +30,8 @@ class RateAwareConfig(CodecConfig):
     exists only because the base contract stores it, and any value passed in is replaced.
     `rd_lambda`: weight of the distortion in L = R + lambda D, R in bits per audio sample. Which rates a
     lambda gives depends on how D is normalised: the paper's six values are kept as presets, but with this
-    toolkit's trainer (D = time L1 + the multi-scale spectral loss summed over its 7 windows) lambda 0.05,
+    toolkit's D (time L1 + `tokenizer.losses.MultiScaleSpectralLoss`: log power and log mel, L1 + L2,
+    averaged over 7 windows) lambda 0.05,
     0.2, 0.8 and 3 gave about 0.5 to 4 kbps after 1200 steps (configs/codec/rd_comparison).
     `latent_gain` / `hyper_latent_gain`: fixed factors on g_a's and h_a's outputs (g_s sees y_bar /
     latent_gain). With variance-preserving initialisation the transforms' outputs start near std 0.06,

@@ -29,6 +29,7 @@ to straddle a rounding boundary. Training (`forward`) runs in the model's own dt
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
-from ...losses import multi_scale_spectral_loss
+from ...losses import MultiScaleSpectralLoss
 from ...modeling import CodecModel
 from ...modules.conv import PaddedConv1d, conv_output_lengths, time_mask
 from ...modules.crm import CRMBlock
@@ -295,6 +296,12 @@ def _frame_mask(lengths: torch.Tensor | None, like: torch.Tensor) -> torch.Tenso
     return time_mask(lengths, like.shape[-1])[:, None, :].to(like.dtype)
 
 
+@functools.lru_cache(maxsize=4)
+def _spectral_loss(sampling_rate: int, device: str) -> MultiScaleSpectralLoss:
+    """One loss module (its mel filterbanks) per rate and device, kept out of the model's state dict."""
+    return MultiScaleSpectralLoss(sampling_rate).to(device)
+
+
 class RateAwareModel(CodecModel):
     config_class = RateAwareConfig
 
@@ -531,11 +538,12 @@ class RateAwareModel(CodecModel):
 
     def rate_distortion_loss(self, output: RateAwareOutput, target: torch.Tensor,
                              lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """L = rate_loss + rd_lambda x D with D = mean |x - x_hat| + multi-scale spectral loss (windows
-        2^5..2^11), rate in bits per sample. target (B, 1, T). Returns {"loss", "rate", "distortion"}."""
+        """L = rate_loss + rd_lambda x D with D = mean |x - x_hat| + the paper's multi-scale spectral loss
+        (`tokenizer.losses.MultiScaleSpectralLoss`, the trainer's too), rate in bits per sample. target (B, 1, T). Returns {"loss", "rate", "distortion"}."""
         audio = output.audio[..., : target.shape[-1]]
         if lengths is not None:
             audio = audio * time_mask(lengths, audio.shape[-1])[:, None, :].to(audio.dtype)
-        distortion = (audio - target).abs().mean() + multi_scale_spectral_loss(audio, target)
+        spectral = _spectral_loss(int(self.config.sampling_rate), str(target.device))
+        distortion = (audio - target).abs().mean() + spectral(audio, target)
         loss = output.rate_loss + self.config.rd_lambda * distortion
         return {"loss": loss, "rate": output.rate_loss, "distortion": distortion}
