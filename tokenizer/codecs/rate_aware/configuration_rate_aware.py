@@ -31,8 +31,8 @@ class RateAwareConfig(CodecConfig):
     `rd_lambda`: weight of the distortion in L = R + lambda D, R in bits per audio sample. Which rates a
     lambda gives depends on how D is normalised: the paper's six values are kept as presets, but with this
     toolkit's D (time L1 + `tokenizer.losses.MultiScaleSpectralLoss`: log power and log mel, L1 + L2,
-    averaged over 7 windows) lambda 0.05,
-    0.2, 0.8 and 3 gave about 0.5 to 4 kbps after 1200 steps (configs/codec/rd_comparison).
+    averaged over 7 windows) lambda 0.05, 0.2, 0.8 and 3 gave about 0.5 to 4 kbps after 1200 steps
+    (configs/codec/rd_comparison).
     `latent_gain` / `hyper_latent_gain`: fixed factors on g_a's and h_a's outputs (g_s sees y_bar /
     latent_gain). With variance-preserving initialisation the transforms' outputs start near std 0.06,
     far below one quantization step: every symbol would round to 0 at the start of training (dead
