@@ -63,8 +63,9 @@ class TokenizerCodec(SpeechCodec):
 
     num_quantizers: codes per frame (RVQ codecs); quantization: keyword arguments passed to
     `tok.set_quantization(**quantization)` before every round trip (the hook for FSQ levels and
-    entropy-codec lambdas; codecs without that method raise `CodecError`). Bits: `tok.count_bits(enc)`
-    when the tokenizer has it (entropy-coded bitstreams), else frames x bits per frame.
+    entropy-codec lambdas; codecs without that method raise `CodecError`). Bits: codecs with `compress`
+    (entropy-coded), the payload bits of their real bitstreams, with the whole stream (header, CRC) as
+    `container_bits`; else `tok.count_bits(enc)` when the tokenizer has it, else frames x bits per frame.
     """
 
     def __init__(self, tok, num_quantizers: int | None = None, quantization: dict[str, Any] | None = None,
@@ -105,14 +106,15 @@ class TokenizerCodec(SpeechCodec):
     def roundtrip(self, audio: np.ndarray) -> RoundTrip:
         self._apply()
         if callable(getattr(self.tok, "compress", None)):
-            # Entropy-coded codecs: the rate is the size of the real bitstream, decoded from the bytes.
+            # Entropy-coded codecs: the rate is that of the real range-coded payload, decoded from the bytes;
+            # the whole stream (header, lengths, CRC) is the container size, as Ogg pages are for Opus.
             t0 = time.perf_counter()
-            data = self.tok.compress(audio, sampling_rate=self.sampling_rate)
+            data, stats = self.tok.compress(audio, sampling_rate=self.sampling_rate, return_stats=True)
             t1 = time.perf_counter()
             wav, _ = self.tok.decompress(data)
             t2 = time.perf_counter()
-            return RoundTrip(audio=np.asarray(wav, dtype=np.float32), bits=8 * len(data), encode_seconds=t1 - t0,
-                             decode_seconds=t2 - t1, codes=None)
+            return RoundTrip(audio=np.asarray(wav, dtype=np.float32), bits=8 * stats.payload_bytes,
+                             encode_seconds=t1 - t0, decode_seconds=t2 - t1, codes=None, container_bits=8 * len(data))
         t0 = time.perf_counter()
         enc = self.tok(audio, sampling_rate=self.sampling_rate, num_quantizers=self.num_quantizers)
         t1 = time.perf_counter()
