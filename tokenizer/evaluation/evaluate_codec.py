@@ -221,11 +221,12 @@ def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
             + [fmt_stat(s["metrics"][c]) for c in columns] for s in summary["systems"]]
     lines.append(markdown_table(headers, rows))
     lines.append("\n## Rate and speed\n")
-    headers = ["System", "Huffman bps", "Norm. entropy per codebook", "Codebook usage", "RTF encode", "RTF decode"]
+    headers = ["System", "Container bps", "Huffman bps", "Norm. entropy per codebook", "Codebook usage", "RTF encode",
+               "RTF decode"]
     rows = []
     for s in summary["systems"]:
         cb = s.get("codebooks")
-        rows.append([s["name"], fmt(cb["huffman_bitrate"], 0) if cb else "n/a",
+        rows.append([s["name"], fmt(s.get("container_bitrate"), 0), fmt(cb["huffman_bitrate"], 0) if cb else "n/a",
                      " / ".join(fmt(e, 2) for e in cb["entropy"]) if cb else "n/a",
                      " / ".join(fmt(u, 2) for u in cb["usage"]) if cb else "n/a",
                      fmt(s["rtf_encode"], 4), fmt(s["rtf_decode"], 4)])
@@ -250,7 +251,8 @@ def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
     else:
         lines.append(bd.get("note", "none") + "\n")
     lines.append("\nNotes: measured bps = bits spent / audio seconds (Opus: audio packets without Ogg "
-                 "framing; Codec2: byte-padded frames); Huffman bps = Stable Codec app. A.8 (corpus histogram "
+                 "framing; Codec2: byte-padded frames; entropy codecs: the range-coded payload); container bps = "
+                 "the whole file or stream (Ogg pages, stream header and CRC); Huffman bps = Stable Codec app. A.8 (corpus histogram "
                  "per codebook); RTF = processing seconds / audio seconds on this machine; n/a = not "
                  "applicable (SI-SDR of parametric codecs; the nominal rate of entropy-coded codecs, whose rate is "
                  "that of their real bitstreams) or no score (PESQ found no speech).\n")
