@@ -111,14 +111,15 @@ def build_systems(args) -> list[SpeechCodec]:
 
         toks = [AutoCodecTokenizer.from_pretrained(name, device=args.device) for name in args.codec]
         asked = {k: getattr(args, k) for k in ("num_quantizers", "levels", "lambdas") if getattr(args, k)}
-        for tok in toks:
-            # One codec: every flag applies (a wrong one is an error). Several (e.g. an RVQ codec against
-            # entropy-codec models, one per lambda): each takes the flags of its kind, the rest its default.
-            points = asked if len(toks) == 1 else {k: v for k, v in asked.items() if k in point_kinds(tok)}
-            systems += operating_points(tok, **points)
-        unused = [k for k in asked if len(toks) > 1 and not any(k in point_kinds(t) for t in toks)]
-        if unused:
-            raise CodecError(f"no codec among {', '.join(args.codec)} takes --{unused[0].replace('_', '-')}")
+        if len(toks) == 1:  # one codec: every flag applies (a wrong one is an error)
+            systems += operating_points(toks[0], **asked)
+        else:  # e.g. an RVQ codec against entropy-codec models: each takes the flags of its kind
+            kinds = [point_kinds(tok) for tok in toks]
+            unused = [k for k in asked if not any(k in kind for kind in kinds)]
+            if unused:
+                raise CodecError(f"no codec among {', '.join(args.codec)} takes --{unused[0].replace('_', '-')}")
+            for tok, kind in zip(toks, kinds):
+                systems += operating_points(tok, **{k: v for k, v in asked.items() if k in kind})
     elif args.num_quantizers or args.levels or args.lambdas:
         raise CodecError("--num-quantizers / --levels / --lambda need --codec")
     systems += [parse_baseline(b) for b in args.baselines]
@@ -252,8 +253,8 @@ def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
         lines.append(bd.get("note", "none") + "\n")
     lines.append("\nNotes: measured bps = bits spent / audio seconds (Opus: audio packets without Ogg "
                  "framing; Codec2: byte-padded frames; entropy codecs: the range-coded payload); container bps = "
-                 "the whole file or stream (Ogg pages, stream header and CRC); Huffman bps = Stable Codec app. A.8 (corpus histogram "
-                 "per codebook); RTF = processing seconds / audio seconds on this machine; n/a = not "
+                 "the whole file or stream (Ogg pages, stream header and CRC); Huffman bps = Stable Codec app. A.8 "
+                 "(corpus histogram per codebook); RTF = processing seconds / audio seconds on this machine; n/a = not "
                  "applicable (SI-SDR of parametric codecs; the nominal rate of entropy-coded codecs, whose rate is "
                  "that of their real bitstreams) or no score (PESQ found no speech).\n")
     path.write_text("\n".join(lines), encoding="utf-8")

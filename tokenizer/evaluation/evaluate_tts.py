@@ -33,7 +33,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from ..audio import load_mono, resample
@@ -92,10 +91,6 @@ def read_manifest(path: str | Path) -> list[ReferenceItem]:
     return items
 
 
-def _read(path: Path) -> tuple[np.ndarray, int]:
-    return load_mono(path)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evaluate-tts", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -152,14 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         raise CodecError(f"none of the {len(items)} manifest ids has a <id>.wav in {args.generated}")
     todo = [it for it in present if not store.done((it.id,), required)]
     for it in tqdm(todo, desc="evaluate-tts", unit="utt"):
-        audio, sr = _read(args.generated / f"{it.id}.wav")
+        audio, sr = load_mono(args.generated / f"{it.id}.wav")
         row = {"id": it.id, "text": it.text, "duration_s": len(audio) / sr}
         notes = []
         if asr:
             hyp = asr.transcribe(audio, sr)
             row.update(hypothesis=hyp, wer=wer(it.text, hyp), cer=cer(it.text, hyp), wer_backend=asr.name)
             if args.asr_reference and it.reference_audio:
-                ref_hyp = asr.transcribe(*_read(it.reference_audio))
+                ref_hyp = asr.transcribe(*load_mono(it.reference_audio))
                 row.update(reference_hypothesis=ref_hyp, wer_reference=wer(it.text, ref_hyp))
         if spk:
             row["spk_backend"] = spk.name
@@ -167,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 if path is None:
                     notes.append(f"no {key.split('_')[-1]} audio")
                     continue
-                other, other_sr = _read(path)
+                other, other_sr = load_mono(path)
                 row[key] = spk.similarity(audio, other, sr, other_sr)
         if "dnsmos" in metrics:
             row.update(dnsmos(audio, sr))
@@ -212,10 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     plot_histograms({c: [r.get(c) for r in rows] for c in stats_columns[:4] or ["duration_s"]},
                     args.out / "histograms.png")
     for it in present[: args.num_examples]:
-        signals = [("generated", _read(args.generated / f"{it.id}.wav"))]
+        signals = [("generated", load_mono(args.generated / f"{it.id}.wav"))]
         for name, path in (("ground truth", it.reference_audio), ("prompt", it.prompt_audio)):
             if path:
-                signals.append((name, _read(path)))
+                signals.append((name, load_mono(path)))
         plot_spectrograms([(f"{name}: {it.id}" if name == "generated" else name, resample(a, s, 16000))
                            for name, (a, s) in signals], 16000, args.out / "spectrograms" / f"{safe_name(it.id)}.png")
 

@@ -178,6 +178,12 @@ def rd_front(rate: Sequence[float], metric: Sequence[float], higher_is_better: b
     return np.log10(front_r), np.asarray(front_m)
 
 
+def _fronts(rate_a, metric_a, rate_b, metric_b, higher_is_better: bool):
+    """(log10 rate, metric) of the anchor's front A and of front B."""
+    return (*rd_front(rate_a, metric_a, higher_is_better, "curve A"),
+            *rd_front(rate_b, metric_b, higher_is_better, "curve B"))
+
+
 def _mean_gap(x_a, y_a, x_b, y_b, method: str) -> float:
     """Mean of fit_b - fit_a over the overlap of the x ranges. "cubic": least-squares polynomials of degree
     min(3, points - 1) (VCEG-M33); "pchip": piecewise cubic Hermite interpolation through the points, the
@@ -212,8 +218,7 @@ def bd_rate(rate_a: Sequence[float], metric_a: Sequence[float], rate_b: Sequence
     `higher_is_better=False` for distances (mel distance). The result only speaks for the overlapping
     quality interval: a nearly flat anchor curve makes that interval narrow (see `bd_overlap`).
     """
-    xa, ma = rd_front(rate_a, metric_a, higher_is_better, "curve A")
-    xb, mb = rd_front(rate_b, metric_b, higher_is_better, "curve B")
+    xa, ma, xb, mb = _fronts(rate_a, metric_a, rate_b, metric_b, higher_is_better)
     return float((10 ** _mean_gap(ma, xa, mb, xb, method) - 1) * 100)
 
 
@@ -222,8 +227,7 @@ def bd_metric(rate_a: Sequence[float], metric_a: Sequence[float], rate_b: Sequen
     """Bjontegaard delta metric (BD-PESQ, BD-ViSQOL...): mean of metric_B - metric_A at equal rate over
     the overlapping log10-rate interval of the two fronts (positive: B scores higher, i.e. better for a
     higher-is-better metric)."""
-    xa, ma = rd_front(rate_a, metric_a, higher_is_better, "curve A")
-    xb, mb = rd_front(rate_b, metric_b, higher_is_better, "curve B")
+    xa, ma, xb, mb = _fronts(rate_a, metric_a, rate_b, metric_b, higher_is_better)
     return _mean_gap(xa, ma, xb, mb, method)
 
 
@@ -231,8 +235,7 @@ def bd_overlap(rate_a: Sequence[float], metric_a: Sequence[float], rate_b: Seque
                metric_b: Sequence[float], higher_is_better: bool = True) -> dict[str, float]:
     """How much of each front the deltas rest on: the shared metric interval (BD-rate) and log-rate
     interval (BD-metric), each as a fraction of the anchor's own range (0 when they do not overlap)."""
-    xa, ma = rd_front(rate_a, metric_a, higher_is_better, "curve A")
-    xb, mb = rd_front(rate_b, metric_b, higher_is_better, "curve B")
+    xa, ma, xb, mb = _fronts(rate_a, metric_a, rate_b, metric_b, higher_is_better)
 
     def share(a, b):
         width = min(a.max(), b.max()) - max(a.min(), b.min())

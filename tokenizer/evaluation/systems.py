@@ -80,11 +80,13 @@ class TokenizerCodec(SpeechCodec):
         self.family = family or tok.name.replace("_", "-")
         self.sampling_rate = tok.sampling_rate
         k = self.num_quantizers
-        self.bitrate = float(tok.bitrate_for(k)) if k is not None else float(tok.bitrate)
-        if callable(getattr(tok, "compress", None)):
-            # Entropy-coded: the rate varies per utterance (measured from the bitstreams); the fixed-width
-            # size of its integer latents is no nominal rate.
+        self.entropy_coded = callable(getattr(tok, "compress", None))
+        if self.entropy_coded:
+            # The rate varies per utterance (measured from the bitstreams); the fixed-width size of the
+            # integer latents is no nominal rate.
             self.bitrate = math.nan
+        else:
+            self.bitrate = float(tok.bitrate_for(k)) if k is not None else float(tok.bitrate)
         self.codebook_sizes = list(tok.config.codebook_sizes(k))
         self.frame_rate = float(tok.frame_rate)
         self.tokens_per_second = self.frame_rate * len(self.codebook_sizes)
@@ -105,7 +107,7 @@ class TokenizerCodec(SpeechCodec):
 
     def roundtrip(self, audio: np.ndarray) -> RoundTrip:
         self._apply()
-        if callable(getattr(self.tok, "compress", None)):
+        if self.entropy_coded:
             # Entropy-coded codecs: the rate is that of the real range-coded payload, decoded from the bytes;
             # the whole stream (header, lengths, CRC) is the container size, as Ogg pages are for Opus.
             t0 = time.perf_counter()

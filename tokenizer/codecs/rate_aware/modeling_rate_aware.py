@@ -539,7 +539,8 @@ class RateAwareModel(CodecModel):
     def rate_distortion_loss(self, output: RateAwareOutput, target: torch.Tensor,
                              lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """L = rate_loss + rd_lambda x D with D = mean |x - x_hat| + the paper's multi-scale spectral loss
-        (`tokenizer.losses.MultiScaleSpectralLoss`, the trainer's too), rate in bits per sample. target (B, 1, T). Returns {"loss", "rate", "distortion"}."""
+        (`tokenizer.losses.MultiScaleSpectralLoss`, the trainer's too), rate in bits per sample.
+        target (B, 1, T). Returns {"loss", "rate", "distortion"}."""
         audio = output.audio[..., : target.shape[-1]]
         if lengths is not None:
             audio = audio * time_mask(lengths, audio.shape[-1])[:, None, :].to(audio.dtype)
