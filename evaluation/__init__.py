@@ -1,7 +1,7 @@
 """Evaluation of codecs and of TTS output: quality metrics, rate measures, ASR / speaker backends,
 classic baselines and the report writers behind `evaluate-codec` and `evaluate-tts`.
 
-    from tokenizer.evaluation import compute_metrics, parse_baseline, bd_rate
+    from evaluation import compute_metrics, parse_baseline, bd_rate
     scores = compute_metrics(reference, degraded, 16000, ["pesq_wb", "stoi", "mel_distance"])
     opus = parse_baseline("opus:6"); rt = opus.roundtrip(audio_16k)   # rt.audio, rt.bits
 

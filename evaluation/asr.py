@@ -33,8 +33,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..audio import resample
-from ..errors import CodecError
+from data_prep.text.normalize import normalize_text
+from tokenizer.audio import resample
+from tokenizer.errors import CodecError
 from .deps import require
 
 ASR_SR = 16000
@@ -45,8 +46,6 @@ _WS = re.compile(r"\s+")
 
 def normalize_transcript(text: str, language: str = "en") -> str:
     """Normalise a transcript for WER/CER (see the module docstring for the steps)."""
-    from data_prep.text.normalize import normalize_text
-
     text = normalize_text(text, language).lower().replace("-", " ")
     text = _EDGE_APOSTROPHE.sub(" ", text)
     text = _PUNCT.sub(" ", text)

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import resample
-from ..errors import CodecError
+from tokenizer.audio import resample
+from tokenizer.errors import CodecError
 from .deps import require_program
 from .systems import RoundTrip, SpeechCodec
 

@@ -6,7 +6,7 @@ import importlib
 import shutil
 from types import ModuleType
 
-from ..errors import CodecError
+from tokenizer.errors import CodecError
 
 # module -> what to install (pip spec, or Debian package for programs)
 PIP_NAMES = {

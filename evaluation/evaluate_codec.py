@@ -33,8 +33,10 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from ..audio import load_mono, resample
-from ..errors import CodecError
+from data_prep.corpora import get_corpus
+from tokenizer.audio import load_mono, resample
+from tokenizer.auto import AutoCodecTokenizer
+from tokenizer.errors import CodecError
 from .baselines import align_to_reference, fit_length, parse_baseline
 from .metrics import DEFAULT_CODEC_METRICS, HIGHER_IS_BETTER, METRICS, UTMOSPredictor, compute_metrics, metric_columns
 from .rate import bd_metric, bd_overlap, bd_rate, codebook_stats
@@ -51,8 +53,6 @@ BASE_COLUMNS = ["family", "duration_s", "nominal_bitrate", "bits", "bitrate", "c
 def load_utterances(data: str, root: str | None = None, subsets: str | None = None,
                     max_utterances: int | None = None) -> list:
     """Utterances of a folder / manifest (when `data` is an existing path) or of a corpus by name."""
-    from data_prep.corpora import get_corpus
-
     path = Path(data).expanduser()
     corpus = get_corpus("folder", root=path) if path.exists() else get_corpus(data, root=root, subsets=subsets)
     utts = list(itertools.islice(corpus, max_utterances))
@@ -107,8 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
 def build_systems(args) -> list[SpeechCodec]:
     systems: list[SpeechCodec] = []
     if args.codec:
-        from ..auto import AutoCodecTokenizer
-
         toks = [AutoCodecTokenizer.from_pretrained(name, device=args.device) for name in args.codec]
         asked = {k: getattr(args, k) for k in ("num_quantizers", "levels", "lambdas") if getattr(args, k)}
         if len(toks) == 1:  # one codec: every flag applies (a wrong one is an error)

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..audio import load_mono, resample
-from ..errors import CodecError
+from tokenizer.audio import load_mono, resample
+from tokenizer.errors import CodecError
 from .asr import cer, get_asr, wer
 from .metrics import UTMOSPredictor, dnsmos
 from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdown_table, plot_histograms,
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         headers.append(labels.get(c, column_header(c)))
         values.append(fmt_stat(summary["metrics"][c]))
     lines.append(markdown_table(headers, [values]))
-    lines.append("\nWER/CER after the normaliser of `tokenizer.evaluation.asr` (numbers to words, lower case, "
+    lines.append("\nWER/CER after the normaliser of `evaluation.asr` (numbers to words, lower case, "
                  "no punctuation); corpus = errors summed over utterances / reference words. Mean ± std over "
                  "utterances otherwise.\n")
     (args.out / "results.md").write_text("\n".join(lines), encoding="utf-8")

@@ -36,8 +36,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..audio import resample
-from ..errors import CodecError
+from tokenizer.audio import resample
+from tokenizer.errors import CodecError
 from .deps import require
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import CodecError
+from tokenizer.errors import CodecError
 
 
 # ------------------------------------------------------------------------------------ histograms

@@ -20,8 +20,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..audio import resample
-from ..errors import CodecError
+from tokenizer.audio import resample
+from tokenizer.errors import CodecError
 from .deps import require
 
 SPEAKER_SR = 16000

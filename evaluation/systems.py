@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import CodecError
+from tokenizer.errors import CodecError
 
 
 @dataclass

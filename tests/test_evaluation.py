@@ -23,13 +23,13 @@ if _absent:
 if shutil.which("espeak-ng") is None:
     pytest.skip("espeak-ng (Debian) is needed to make test speech", allow_module_level=True)
 
-from tokenizer.evaluation import metrics as M  # noqa: E402
-from tokenizer.evaluation.asr import HubertCTCASR, cer, normalize_transcript, wer  # noqa: E402
-from tokenizer.evaluation.baselines import (Codec2Baseline, OpusBaseline, align_to_reference,  # noqa: E402
+from evaluation import metrics as M  # noqa: E402
+from evaluation.asr import HubertCTCASR, cer, normalize_transcript, wer  # noqa: E402
+from evaluation.baselines import (Codec2Baseline, OpusBaseline, align_to_reference,  # noqa: E402
                                             estimate_delay, parse_baseline)
-from tokenizer.evaluation.rate import (bd_metric, bd_overlap, bd_rate, codebook_stats, huffman_code_lengths,  # noqa: E402
+from evaluation.rate import (bd_metric, bd_overlap, bd_rate, codebook_stats, huffman_code_lengths,  # noqa: E402
                                        mean_huffman_length, normalized_entropy, rd_front)
-from tokenizer.evaluation.systems import TokenizerCodec, operating_points  # noqa: E402
+from evaluation.systems import TokenizerCodec, operating_points  # noqa: E402
 
 SR = 16000
 NEEDS_OPUS = pytest.mark.skipif(shutil.which("opusenc") is None, reason="Debian opus-tools not installed")
@@ -216,7 +216,7 @@ TINY_SSL = dict(conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4), hidden
 def test_wavlm_xvector_backend_on_a_tiny_random_model(tmp_path, speech):
     from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
 
-    from tokenizer.evaluation.speaker import WavLMXVectorEncoder
+    from evaluation.speaker import WavLMXVectorEncoder
 
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, do_normalize=True).save_pretrained(tmp_path / "sv")
     config = WavLMConfig(tdnn_dim=(8, 8), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1), xvector_output_dim=8,
@@ -298,7 +298,7 @@ def test_tokenizer_operating_points_and_quantization_hook(tiny_dir, speech):
 
 
 def test_fsq_points_and_entropy_codec_bits_come_from_the_codecs(speech):
-    from tokenizer.evaluation.evaluate_codec import _parse_levels
+    from evaluation.evaluate_codec import _parse_levels
 
     assert _parse_levels("5x2") == {"levels": 5, "stages": 2} and _parse_levels("6") == {"levels": 6, "stages": 1}
     assert _parse_levels("2x15625_700bps") == {"preset": "2x15625_700bps"}
@@ -326,7 +326,7 @@ def test_several_codecs_each_take_the_operating_points_of_their_kind(tiny_dir, t
     only; a flag no codec takes is an error; with one codec every flag applies (a wrong one fails)."""
     import argparse
 
-    from tokenizer.evaluation.evaluate_codec import build_systems
+    from evaluation.evaluate_codec import build_systems
 
     ra_dirs = []
     for lam in (0.5, 4.0):
@@ -349,7 +349,7 @@ def test_several_codecs_each_take_the_operating_points_of_their_kind(tiny_dir, t
 
 # ------------------------------------------------------------------------------------ reports
 def test_result_store_resumes_adds_columns_and_merges(tmp_path):
-    from tokenizer.evaluation.report import ResultStore
+    from evaluation.report import ResultStore
 
     path = tmp_path / "rows.csv"
     store = ResultStore(path, ["a"])
@@ -373,7 +373,7 @@ def _read_csv(path):
 @NEEDS_OPUS
 @NEEDS_CODEC2
 def test_evaluate_codec_cli_writes_every_report_and_resumes(tmp_path, tiny_dir):
-    from tokenizer.evaluation.evaluate_codec import main
+    from evaluation.evaluate_codec import main
 
     data = tmp_path / "data"
     data.mkdir()
@@ -413,7 +413,7 @@ def test_evaluate_codec_cli_writes_every_report_and_resumes(tmp_path, tiny_dir):
 
 
 def test_evaluate_tts_cli(tmp_path):
-    from tokenizer.evaluation.evaluate_tts import main
+    from evaluation.evaluate_tts import main
 
     gen, ref = tmp_path / "generated", tmp_path / "ref"
     gen.mkdir()

@@ -562,7 +562,7 @@ def test_converter_reads_lightning_checkpoints_and_rejects_unknown_keys(official
 
 # ------------------------------------------------------------------ shared trainer
 def test_training_through_the_shared_trainer_runs_a_few_steps(tmp_path):
-    train_cli = pytest.importorskip("tokenizer.train.cli")
+    train_cli = pytest.importorskip("training.codec.cli")
     rng = np.random.default_rng(0)
     for spk in (11, 22):
         t = np.arange(9600) / 16000

@@ -16,20 +16,28 @@ import torch
 from torch import nn
 
 from tokenizer import AutoCodecTokenizer, ConfigError
-from tokenizer.train import load_config, train
-from tokenizer.train.cli import main
-from tokenizer.train.config import DataConfig, LossConfig, OptimConfig, parse_overrides
-from tokenizer.train.data import CodecData, filename_speaker
-from tokenizer.train.discriminators import (STABLE_CODEC_FFT_SIZES, Discriminators, MultiPeriodDiscriminator,
+from training.codec import list_utterances, load_config, train as _train
+from training.codec.cli import main
+from training.codec.config import DataConfig, LossConfig, OptimConfig, parse_overrides
+from training.codec.data import CodecData, filename_speaker
+from training.codec.discriminators import (STABLE_CODEC_FFT_SIZES, Discriminators, MultiPeriodDiscriminator,
                                             MultiResolutionDiscriminator, MultiScaleSTFTDiscriminator)
 from tokenizer.losses import MultiScaleSpectralLoss
-from tokenizer.train.losses import (MelLoss, PerceptualFeatureLoss, ReconstructionLoss,
+from training.codec.losses import (MelLoss, PerceptualFeatureLoss, ReconstructionLoss,
                                     discriminator_hinge_loss, feature_matching_loss, fft_resample,
                                     generator_hinge_loss, time_l1)
-from tokenizer.train.loop import lr_scale
+from training.schedule import lr_scale
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "codec" / "language_codec_tiny.yaml"
 SR = 16000
+
+
+def make_data(cfg, sr, *args, **kwargs):
+    return CodecData(list_utterances(cfg), cfg, sr, *args, **kwargs)
+
+
+def train(cfg, **kwargs):
+    return _train(cfg, list_utterances(cfg.data), **kwargs)
 
 
 def _signal(seed=0, n=4000, batch=2):
@@ -88,13 +96,15 @@ def test_config_yaml_overrides_and_errors(tmp_path):
 
 
 def test_lr_schedules():
-    cos = OptimConfig(warmup_steps=4, schedule="cosine", min_lr_ratio=0.1)
-    assert [lr_scale(s, cos, 14) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
-    assert lr_scale(4, cos, 14) == pytest.approx(1.0) and lr_scale(13, cos, 14) == pytest.approx(0.1)
-    assert lr_scale(9, cos, 14) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 5 / 9)))
-    exp = OptimConfig(warmup_steps=0, schedule="exponential", gamma=0.9)
-    assert lr_scale(3, exp, 100) == pytest.approx(0.9 ** 3)
-    assert lr_scale(50, OptimConfig(schedule="constant"), 100) == 1.0
+    cos = dict(warmup_steps=4, schedule="cosine", min_lr_ratio=0.1)
+    assert [lr_scale(s, 14, **cos) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_scale(4, 14, **cos) == pytest.approx(1.0) and lr_scale(13, 14, **cos) == pytest.approx(0.1)
+    assert lr_scale(9, 14, **cos) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 5 / 9)))
+    lin = dict(warmup_steps=2, schedule="linear", min_lr_ratio=0.0)
+    assert lr_scale(2, 12, **lin) == 1.0 and lr_scale(11, 12, **lin) == 0.0
+    assert lr_scale(5, 12, **lin) == pytest.approx(2 / 3)
+    assert lr_scale(3, 100, schedule="exponential", gamma=0.9) == pytest.approx(0.9 ** 3)
+    assert lr_scale(50, 100, schedule="constant") == 1.0
 
 
 # ------------------------------------------------------------------ losses
@@ -224,7 +234,7 @@ def test_discriminator_outputs_and_gradients(make, count):
 
 
 def test_stable_codec_stft_options():
-    from tokenizer.train.config import DiscConfig
+    from training.codec.config import DiscConfig
 
     d = Discriminators(DiscConfig(mpd=False, mrd=False, mstft=True, mstft_inharmonic=True, mstft_compress=0.5,
                                   mstft_channels=2))
@@ -242,7 +252,7 @@ def test_data_speakers_holdout_determinism_and_loudness(wav_dir):
     cfg = DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True, holdout_speakers=1,
                      segment_seconds=0.25, batch_size=6, gain_db=6.0, target_dbfs=-20.0, eval_items=2,
                      eval_seconds=0.3)
-    data = CodecData(cfg, SR, seed=1, show_progress=False)
+    data = CodecData(list_utterances(cfg), cfg, SR, seed=1, show_progress=False)
     assert data.train_speakers == ["11", "22", "33", "44"] and data.held_out_speakers == ["55"]
     assert all(it.audio.dtype == np.float32 for it in data.train_items)
     rms = [20 * np.log10(np.sqrt(np.mean(it.audio.astype(np.float64) ** 2))) for it in data.train_items]
@@ -258,27 +268,27 @@ def test_data_speakers_holdout_determinism_and_loudness(wav_dir):
     clips = data.eval_clips()
     assert [c[0] for c in clips] == ["55-100-0000"] and clips[0][1].shape == (800,)  # short: as is
     # held-out speaker given by name; the short clip is then trained on: zero-padded with its true length
-    named = CodecData(DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True,
+    named = make_data(DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True,
                                  holdout_speakers=["11"], segment_seconds=0.25, batch_size=64), SR, 0, False)
     assert "11" not in named.train_speakers and "55" in named.train_speakers
     _, lengths = named.batch(0)
     assert 800 in lengths.tolist() and (lengths <= 4000).all()
-    lazy = CodecData(DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True, preload=False,
+    lazy = make_data(DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True, preload=False,
                                 segment_seconds=0.25, batch_size=6), SR, 0, False)
-    eager = CodecData(DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True,
+    eager = make_data(DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True,
                                  segment_seconds=0.25, batch_size=6), SR, 0, False)
     assert torch.equal(lazy.batch(3)[0], eager.batch(3)[0])
     with pytest.raises(ConfigError, match="unknown speaker"):
-        CodecData(DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True,
+        make_data(DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True,
                              holdout_speakers=["99"]), SR)
     with pytest.raises(ConfigError, match="data:"):
-        CodecData(DataConfig(corpus="folder", root=str(wav_dir / "nope")), SR)
+        make_data(DataConfig(corpus="folder", root=str(wav_dir / "nope")), SR)
 
 
 # ------------------------------------------------------------------ end to end
 def test_build_model_from_preset_or_saved_directory(tmp_path):
-    from tokenizer.train.config import ModelConfig
-    from tokenizer.train.loop import build_model
+    from training.codec.config import ModelConfig
+    from training.codec.loop import build_model
 
     model = build_model(ModelConfig(codec="language-codec", preset="tiny", overrides={"codebook_size": 32}), seed=3)
     assert model.config.codebook_size == 32 and model.config.model_type == "language_codec"
@@ -408,7 +418,7 @@ def test_rate_distortion_lambda_comes_from_the_model_config(wav_dir, tmp_path):
 @pytest.mark.skipif(os.environ.get("RUN_DDP_TESTS") != "1", reason="two processes, ~20 s: set RUN_DDP_TESTS=1")
 def test_two_process_training_with_torchrun(wav_dir, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "tokenizer.train.cli",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training.codec.cli",
            *_cli_args(wav_dir, out, "--steps=4", "--disc_start_step=1", "--optim.grad_accum_steps=2",
                       "--eval_every=1000", "--save_every=2")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -432,7 +442,7 @@ def test_data_skips_unreadable_and_empty_files(wav_dir, tmp_path):
                      segment_seconds=0.25, batch_size=4)
     for preload in (True, False):
         cfg.preload = preload
-        data = CodecData(cfg, SR, seed=0, show_progress=False)
+        data = CodecData(list_utterances(cfg), cfg, SR, seed=0, show_progress=False)
         assert sorted(p.split("/")[-1] for p, _ in data.skipped) == ["66-100-0000.wav", "77-100-0000.wav"]
         assert all("66-100-0000" in why or "77-100-0000" in why for _, why in data.skipped)
         assert len(data.train_items) == 8

@@ -11,6 +11,8 @@ Encoding an item inside a padded batch gives the codes it gets alone (batch inva
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from transformers import PreTrainedModel
 
@@ -43,3 +45,23 @@ class CodecModel(PreTrainedModel):
 
     def supported_num_quantizers(self) -> list[int]:
         raise NotImplementedError
+
+    # ----------------------------------------------------------------- identity
+    def _versions(self) -> tuple:
+        # In-place updates (optimizer steps, load_state_dict) bump a tensor's version counter, so this key
+        # changes whenever any weight does, at the cost of a tuple instead of hashing every byte.
+        return tuple((id(t), t.data_ptr(), t._version) for t in self.state_dict(keep_vars=True).values())
+
+    def weights_digest(self) -> str:
+        """sha256 (16 hex digits) of every weight and buffer, by name: with the config hash, the identity of
+        the codec that made a set of tokens (recorded in shard manifests, bitstreams and TTS checkpoints).
+        Cached until any weight changes."""
+        versions = self._versions()
+        cached = getattr(self, "_digest", None)
+        if cached is None or cached[0] != versions:
+            h = hashlib.sha256()
+            for name, t in sorted(self.state_dict().items()):
+                h.update(name.encode())
+                h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._digest = cached = (versions, h.hexdigest()[:16])
+        return cached[1]

@@ -1,29 +1,35 @@
 """The explicit codec registry: one table maps a `model_type` to its config, model and tokenizer classes.
 
 User-facing names may use dashes (`language-codec`); the key, the folder under `codecs/` and the
-config's `model_type` use underscores. `register_with_transformers()` makes `transformers.AutoConfig`
-and `AutoModel` load our `save_pretrained` directories.
+config's `model_type` use underscores. Classes are named as `"module:Class"` strings and imported on
+first use, so listing codecs or importing `tokenizer` loads no codec family (nor its entropy coder).
+`register_with_transformers()` makes `transformers.AutoConfig` and `AutoModel` load our
+`save_pretrained` directories; `AutoCodecTokenizer` calls it, and so can a user before calling
+`transformers.AutoModel.from_pretrained(dir)` directly.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 from dataclasses import dataclass
 
-from transformers import AutoConfig, AutoModel
-
-from .codecs.language_codec import LanguageCodecConfig, LanguageCodecModel
-from .codecs.rate_aware import RateAwareConfig, RateAwareModel, RateAwareTokenizer
-from .codecs.stable_codec import StableCodecConfig, StableCodecModel, StableCodecTokenizer
 from .errors import ConfigError
-from .tokenization import CodecTokenizer
+
+logger = logging.getLogger(__name__)
+
+
+def _load(target: str) -> type:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
 class CodecSpec:
     model_type: str
-    config_class: type
-    model_class: type
-    tokenizer_class: type
+    config: str  # "module:Class", imported on first use
+    model: str
+    tokenizer: str
     description: str
     default_preset: str
 
@@ -31,18 +37,44 @@ class CodecSpec:
     def name(self) -> str:
         return self.model_type.replace("_", "-")
 
+    @property
+    def config_class(self) -> type:
+        return _load(self.config)
 
+    @property
+    def model_class(self) -> type:
+        return _load(self.model)
+
+    @property
+    def tokenizer_class(self) -> type:
+        return _load(self.tokenizer)
+
+
+_C = "tokenizer.codecs."
 CODECS: dict[str, CodecSpec] = {
     "language_codec": CodecSpec(
-        "language_codec", LanguageCodecConfig, LanguageCodecModel, CodecTokenizer,
+        "language_codec",
+        _C + "language_codec.configuration_language_codec:LanguageCodecConfig",
+        _C + "language_codec.modeling_language_codec:LanguageCodecModel",
+        "tokenizer.tokenization:CodecTokenizer",
         "Language-Codec: SEANet encoder, masked-channel RVQ, Vocos iSTFT decoder", "paper",
     ),
     "stable_codec": CodecSpec(
-        "stable_codec", StableCodecConfig, StableCodecModel, StableCodecTokenizer,
+        "stable_codec",
+        _C + "stable_codec.configuration_stable_codec:StableCodecConfig",
+        _C + "stable_codec.modeling_stable_codec:StableCodecModel",
+        _C + "stable_codec.tokenization_stable_codec:StableCodecTokenizer",
         "Stable Codec (TAAE): patched transformer autoencoder, FSQ with post-hoc residual stages",
-        "small",  # the untrained fallback: the paper preset has 953 M parameters
+        "small",  # the untrained preset for random_weights=True: the paper preset has 953 M parameters
     ),
-    "rate_aware": CodecSpec("rate_aware", RateAwareConfig, RateAwareModel, RateAwareTokenizer, "Rate-Aware Learned Speech Compression: CNN-RWKV transforms, channel-wise entropy model, range-coded bitstreams", "paper"),
+    "rate_aware": CodecSpec(
+        "rate_aware",
+        _C + "rate_aware.configuration_rate_aware:RateAwareConfig",
+        _C + "rate_aware.modeling_rate_aware:RateAwareModel",
+        _C + "rate_aware.tokenization_rate_aware:RateAwareTokenizer",
+        "Rate-Aware Learned Speech Compression: CNN-RWKV transforms, channel-wise entropy model, "
+        "range-coded bitstreams", "paper",
+    ),
 }
 
 
@@ -63,10 +95,24 @@ def list_codecs() -> list[str]:
     return [spec.name for spec in CODECS.values()]
 
 
+_registered = False
+
+
 def register_with_transformers() -> None:
+    """Register every codec's config and model with `transformers.AutoConfig` / `AutoModel` (once).
+    A model type that another package already registered with other classes is logged, not replaced."""
+    global _registered
+    if _registered:
+        return
+    from transformers import AutoConfig, AutoModel
+
     for spec in CODECS.values():
+        config_class, model_class = spec.config_class, spec.model_class
         try:
-            AutoConfig.register(spec.model_type, spec.config_class)
-            AutoModel.register(spec.config_class, spec.model_class)
-        except ValueError:  # already registered (module re-imported)
-            pass
+            AutoConfig.register(spec.model_type, config_class)
+            AutoModel.register(config_class, model_class)
+        except ValueError as exc:  # the type is taken: ours if this module was reloaded, else a conflict
+            if AutoConfig.for_model(spec.model_type).__class__ is not config_class:
+                logger.warning("transformers already maps %r to another config class; AutoModel will not "
+                               "load %s directories (%s)", spec.model_type, spec.name, exc)
+    _registered = True

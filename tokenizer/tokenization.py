@@ -25,9 +25,11 @@ import numpy as np
 import torch
 
 from .audio import AudioInput, pad_batch, prepare_audio
-from .errors import CodecError
+from .errors import CodecError, ConfigError
+from .loading import load_model, untrained_model
 from .modeling import CodecModel
 from .outputs import CodecDecoding, CodecEncoding
+from .registry import get_codec_spec
 
 logger = logging.getLogger(__name__)
 
@@ -46,26 +48,29 @@ class CodecTokenizer:
 
     # ----------------------------------------------------------------- construction and saving
     @classmethod
-    def from_config(cls, config, seed: int | None = 0) -> "CodecTokenizer":
-        """An untrained tokenizer from a config (random weights; seeded so runs are reproducible)."""
-        from .registry import get_codec_spec
-
-        spec = get_codec_spec(config.model_type)
-        if seed is not None:
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                model = spec.model_class(config)
-        else:
-            model = spec.model_class(config)
-        return spec.tokenizer_class(model)
+    def _check_family(cls, model_type: str) -> None:
+        """A family's own tokenizer class only wraps that family (the base class wraps any codec)."""
+        own = get_codec_spec(model_type).tokenizer_class
+        if not issubclass(own, cls):
+            raise ConfigError(f"{cls.__name__} cannot hold a {model_type} codec (its tokenizer is "
+                              f"{own.__name__}); use AutoCodecTokenizer to pick the class by codec")
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None) -> "CodecTokenizer":
-        """Load from a local `save_pretrained` directory, a built-in name or a hub id (see
-        `AutoCodecTokenizer.from_pretrained`)."""
-        from .auto import AutoCodecTokenizer
+    def from_config(cls, config, seed: int | None = 0) -> "CodecTokenizer":
+        """An untrained tokenizer of this class from a config (random weights; seeded so runs are
+        reproducible). `AutoCodecTokenizer.from_config` picks the family's class."""
+        cls._check_family(config.model_type)
+        return cls(untrained_model(config, seed))
 
-        return AutoCodecTokenizer.from_pretrained(name_or_path, device=device)
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None,
+                        random_weights: bool = False) -> "CodecTokenizer":
+        """This class around the codec of a local `save_pretrained` directory, a built-in name or a hub id
+        (see `tokenizer.loading`). `AutoCodecTokenizer.from_pretrained` picks the family's class."""
+        model = load_model(name_or_path, random_weights=random_weights)
+        cls._check_family(model.config.model_type)
+        tok = cls(model)
+        return tok.to(device) if device else tok
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write `config.json` and `model.safetensors` (never pickle) to `directory`."""
@@ -122,6 +127,11 @@ class CodecTokenizer:
         return self.config.config_hash()
 
     @property
+    def weights_digest(self) -> str:
+        """Hash of the weights (see `CodecModel.weights_digest`): with `config_hash`, the codec's identity."""
+        return self.model.weights_digest()
+
+    @property
     def name(self) -> str:
         return self.config.model_type
 
@@ -131,6 +141,7 @@ class CodecTokenizer:
         return {
             "model_type": self.config.model_type,
             "config_hash": self.config.config_hash(),
+            "weights_digest": self.model.weights_digest(),
             "sampling_rate": self.sampling_rate,
             "hop_length": self.hop_length,
             "frame_rate": self.frame_rate,

@@ -2,8 +2,8 @@
 
     train-codec --config configs/codec/language_codec_tiny.yaml --data.root=/data/wavs --steps=200
     train-codec --config CONFIG.yaml --resume                      # continue from <out>/state/step-N (latest)
-    torchrun --nproc_per_node 2 -m tokenizer.train.cli --config CONFIG.yaml
-    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 -m tokenizer.train.cli --config CONFIG.yaml
+    torchrun --nproc_per_node 2 -m training.codec.cli --config CONFIG.yaml
+    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 -m training.codec.cli --config CONFIG.yaml
 
 Any config key can be overridden as `--section.key=value` (values parsed as YAML: `--disc.mpd=false`,
 `--disc.mpd_periods=[2,3]`); `--print-config` shows the merged config and exits.
@@ -12,19 +12,21 @@ Any config key can be overridden as `--section.key=value` (values parsed as YAML
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 import yaml
 
-from ..errors import CodecError
-from .config import load_config
+from data_prep.corpora import Utterance, get_corpus
+from tokenizer.cli import run_cli
+from tokenizer.errors import ConfigError
+
+from .config import DataConfig, load_config
+from .loop import train
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train-codec", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Overrides: --section.key=value for any key (see tokenizer/train/config.py).")
+                                epilog="Overrides: --section.key=value for any key (see training/codec/config.py).")
     p.add_argument("--config", help="YAML training config (default: built-in defaults)")
     p.add_argument("--resume", nargs="?", const="latest", default=None,
                    help="continue from the latest <out_dir>/state/step-N, or from the given state directory")
@@ -32,24 +34,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args, rest = build_parser().parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+def list_utterances(cfg: DataConfig) -> list[Utterance]:
+    """The training corpus named by `data.corpus` / `data.root` / `data.subsets`."""
     try:
-        overrides = list(rest)
-        if args.resume is not None:
-            overrides.append(f"--resume={args.resume}")
-        cfg = load_config(args.config, overrides)
-        if args.print_config:
-            print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
-            return 0
-        from .loop import train
+        return list(get_corpus(cfg.corpus, cfg.root, cfg.subsets))
+    except ValueError as exc:  # CorpusError is a ValueError: surface it as the config's fault
+        raise ConfigError(f"data: {exc}") from exc
 
-        result = train(cfg)
-    except CodecError as exc:
-        print(f"train-codec: error: {exc}", file=sys.stderr)
-        return 2
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("train-codec", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    args, rest = build_parser().parse_known_args(argv)
+    overrides = list(rest)
+    if args.resume is not None:
+        overrides.append(f"--resume={args.resume}")
+    cfg = load_config(args.config, overrides)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    result = train(cfg, list_utterances(cfg.data))
     if not result.is_main_process:
         return 0
     logs = result.last_logs

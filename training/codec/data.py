@@ -1,4 +1,5 @@
-"""Training crops for the codec trainer: any `data_prep` corpus or a plain folder of audio.
+"""Training crops for the codec trainer from the utterances its CLI lists (any `data_prep` corpus or a
+plain folder of audio; this module takes `Utterance`-like objects with `id`, `speaker`, `audio`).
 
 Audio goes through the one audio path (`tokenizer.audio`: read, mix to mono, resample to the codec
 rate). Each utterance is scaled to an RMS of `target_dbfs`; each crop then gets a random gain of
@@ -16,14 +17,16 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..audio import audio_info, load_mono
-from ..errors import AudioError, ConfigError
+from tokenizer.audio import audio_info, load_mono
+from tokenizer.errors import AudioError, ConfigError
+
 from .config import DataConfig
 
 logger = logging.getLogger(__name__)
@@ -80,16 +83,11 @@ class CodecData:
     S = round(segment_seconds x sampling_rate); `eval_clips()` -> list of (id, 1-D float32 array).
     """
 
-    def __init__(self, cfg: DataConfig, sampling_rate: int, seed: int = 0, show_progress: bool = True):
-        from data_prep.corpora import get_corpus
-
+    def __init__(self, utterances: Iterable, cfg: DataConfig, sampling_rate: int, seed: int = 0,
+                 show_progress: bool = True):
         self.cfg, self.sampling_rate, self.seed = cfg, sampling_rate, seed
         self.segment = int(round(cfg.segment_seconds * sampling_rate))
-        try:
-            corpus = get_corpus(cfg.corpus, cfg.root, cfg.subsets)
-        except ValueError as exc:  # CorpusError is a ValueError: surface it as the config's fault
-            raise ConfigError(f"data: {exc}") from exc
-        utts = list(corpus)
+        utts = list(utterances)
         if not utts:
             raise ConfigError(f"data: corpus {cfg.corpus!r} at {cfg.root} has no usable utterances")
         speakers = []

@@ -27,15 +27,12 @@ wrote. Exported models (`<out>/export/step-N`, `<out>/final`) are `save_pretrain
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
-import shutil
 import time
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -43,8 +40,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
-from .config import ModelConfig, OptimConfig, TrainConfig, dump_config
+from accelerate import Accelerator, DistributedDataParallelKwargs
+
+from data_prep.corpora import Utterance
+from evaluation import metrics
+from tokenizer.auto import AutoCodecConfig, AutoCodecTokenizer
+from tokenizer.errors import ConfigError
+from tokenizer.registry import get_codec_spec
+
+from ..checkpointing import due, load_state, resolve_resume, save_state
+from ..config import dump_config, to_dict
+from ..schedule import lr_scale
+from ..tracking import append_jsonl, flat_hparams
+from .config import ModelConfig, TrainConfig
 from .data import CodecData, StepBatches
 from .discriminators import Discriminators
 from .losses import (MelSpectrogram, ReconstructionLoss, discriminator_hinge_loss, feature_matching_loss,
@@ -70,9 +78,6 @@ class TrainResult:
 
 def build_model(cfg: ModelConfig, seed: int) -> nn.Module:
     """A registry codec from preset + overrides (seeded init), or the model of a save_pretrained directory."""
-    from ..auto import AutoCodecConfig, AutoCodecTokenizer
-    from ..registry import get_codec_spec
-
     if cfg.init_from:
         return AutoCodecTokenizer.from_pretrained(cfg.init_from).model
     config = AutoCodecConfig.for_model(cfg.codec, preset=cfg.preset, **cfg.overrides)
@@ -97,25 +102,6 @@ def resolve_lambda(cfg: TrainConfig, model: nn.Module) -> float | None:
     return cfg.lambda_rd
 
 
-def lr_scale(step: int, cfg: OptimConfig, total_steps: int) -> float:
-    """Multiplier of the base learning rate at `step` (0-based): warm-up, then the chosen decay."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    done = step - cfg.warmup_steps
-    if cfg.schedule == "cosine":
-        progress = min(done / max(total_steps - cfg.warmup_steps - 1, 1), 1.0)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    if cfg.schedule == "exponential":
-        return cfg.gamma ** done
-    return 1.0
-
-
-def latest_state(out_dir: Path) -> Path | None:
-    """The `state/step-N` directory with the largest N that finished writing (has trainer.json)."""
-    states = [p for p in (out_dir / "state").glob("step-*") if (p / "trainer.json").is_file()]
-    return max(states, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
 def match_length(audio: torch.Tensor, length: int) -> torch.Tensor:
     """Trim or zero-pad (B, 1, T') to T = `length` samples (decoders emit whole frames)."""
     if audio.shape[-1] >= length:
@@ -123,19 +109,11 @@ def match_length(audio: torch.Tensor, length: int) -> torch.Tensor:
     return torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
 
 
-def audio_metrics(reference: np.ndarray, estimate: np.ndarray, sampling_rate: int, mel: MelSpectrogram) -> dict:
-    """Evaluation metrics of one clip (1-D arrays): `mel_distance` (mean |log mel difference|) and `stoi`
-    (pystoi, 0..1). Kept in one function so a shared metrics module can replace it."""
-    from pystoi import stoi
-
-    ref, est = torch.from_numpy(reference)[None], torch.from_numpy(estimate)[None]
-    out = {"mel_distance": float((mel(ref) - mel(est)).abs().mean())}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        value = float(stoi(reference, estimate, sampling_rate, extended=False))
-    # pystoi warns and returns 1e-5 when a clip has too few non-silent frames: the metric is undefined then.
-    out["stoi"] = float("nan") if any("STFT frames" in str(w.message) for w in caught) else value
-    return out
+def audio_metrics(reference: np.ndarray, estimate: np.ndarray, sampling_rate: int) -> dict:
+    """Held-out metrics of one clip (1-D arrays), computed by the same functions as `evaluate-codec`'s
+    reports: `mel_distance` (Stable Codec appendix D) and `stoi` (NaN where STOI is undefined)."""
+    return {"mel_distance": metrics.mel_distance(reference, estimate, sampling_rate),
+            "stoi": metrics.stoi(reference, estimate, sampling_rate)}
 
 
 def spectrogram_image(reference: torch.Tensor, estimate: torch.Tensor) -> np.ndarray:
@@ -151,7 +129,7 @@ def spectrogram_image(reference: torch.Tensor, estimate: torch.Tensor) -> np.nda
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, clips: list, sampling_rate: int, device, mel: MelSpectrogram):
+def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
     """Reconstruct each held-out clip alone in eval mode -> (mean metrics, [(id, ref, est)])."""
     model.eval()
     samples, metrics = [], defaultdict(list)
@@ -159,7 +137,7 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device, mel: Mel
         x = torch.from_numpy(clip)[None, None].to(device)
         output = model(x)
         y = match_length(output.audio.float(), x.shape[-1])[0, 0].cpu().numpy()
-        for k, v in audio_metrics(clip, y, sampling_rate, mel).items():
+        for k, v in audio_metrics(clip, y, sampling_rate).items():
             metrics[k].append(v)
         if getattr(output, "bits", None) is not None:  # entropy-coded models: estimated rate of this clip
             metrics["bps"].append(float(output.bits.sum()) * sampling_rate / x.shape[-1])
@@ -168,22 +146,11 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device, mel: Mel
     return {k: float(np.nanmean(v)) if not all(np.isnan(v)) else float("nan") for k, v in metrics.items()}, samples
 
 
-def _flat_hparams(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat_hparams(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return out
-
-
-def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
-    """Run (or resume) training as configured. `model`: train this module instead of building one from
+def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | None = None) -> TrainResult:
+    """Run (or resume) training as configured on `utterances` (the corpus the CLI lists, see
+    `training.codec.cli.list_utterances`). `model`: train this module instead of building one from
     `cfg.model` (it must follow the generator contract: `model(audio (B, 1, T), lengths=None)` -> output
     with `audio` and `commit_loss`, and have `config.sampling_rate`)."""
-    from accelerate import Accelerator, DistributedDataParallelKwargs
-
     out = Path(cfg.out_dir)
     precision = cfg.mixed_precision
     if precision != "no" and not torch.cuda.is_available():
@@ -200,7 +167,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
     model = model if model is not None else build_model(cfg.model, cfg.seed)
     sr = int(model.config.sampling_rate)
     lambda_rd = resolve_lambda(cfg, model)
-    data = CodecData(cfg.data, sr, cfg.seed, show_progress=main)
+    data = CodecData(utterances, cfg.data, sr, cfg.seed, show_progress=main)
     if data.segment < getattr(model, "min_input_samples", 1):
         raise ConfigError(f"data.segment_seconds={cfg.data.segment_seconds} gives {data.segment} samples, fewer "
                           f"than the model's minimum input of {model.min_input_samples}")
@@ -223,12 +190,8 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
     # ---- resume
     start = 0
     if cfg.resume:
-        state = latest_state(out) if cfg.resume == "latest" else Path(cfg.resume)
-        if state is None or not (state / "trainer.json").is_file():
-            raise ConfigError(f"resume={cfg.resume!r}: no saved state under {out / 'state'}"
-                              if state is None else f"resume={cfg.resume!r}: {state} is not a trainer state")
-        accelerator.load_state(str(state))
-        start = json.loads((state / "trainer.json").read_text())["step"]
+        state = resolve_resume(out, cfg.resume)
+        start = load_state(accelerator, state)["step"]
         if main:
             logger.info("resumed from %s (step %d)", state, start)
     end = min(cfg.steps, cfg.stop_at or cfg.steps)
@@ -236,7 +199,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out / "config.yaml")
     if cfg.log_with not in (None, "none"):
-        accelerator.init_trackers("codec", config=_flat_hparams(cfg.to_dict()))
+        accelerator.init_trackers("codec", config=flat_hparams(to_dict(cfg)))
     writer = accelerator.get_tracker("tensorboard", unwrap=True) if main and cfg.log_with == "tensorboard" else None
 
     accum = o.grad_accum_steps
@@ -252,7 +215,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
     # ---- the loop
     for step in bar:
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        scale = lr_scale(step, o, cfg.steps)
+        scale = lr_scale(step, cfg.steps, o.warmup_steps, o.schedule, o.min_lr_ratio, o.gamma)
         for group in opt_g.param_groups:
             group["lr"] = o.lr * scale
         gan = disc is not None and step >= cfg.disc_start_step
@@ -306,7 +269,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         done = step + 1
 
         # ---- logging, evaluation, checkpoints
-        if done % cfg.log_every == 0 or done == end:
+        if due(done, cfg.log_every, end):
             values["lr"] = o.lr * scale
             now = time.time()
             values["time/seconds_per_step"] = (now - t_log) / (done - last_logged)
@@ -321,16 +284,15 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
             history.append(logs)
             if main:
                 accelerator.log(values, step=done)
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(logs) + "\n")
+                append_jsonl(out / "log.jsonl", logs)
             bar.set_postfix(loss=f"{values['loss/total']:.4f}", lr=f"{values['lr']:.2e}")
-        if done % cfg.eval_every == 0 or done == cfg.steps:
+        if due(done, cfg.eval_every, cfg.steps):
             if main:
-                metrics, samples = evaluate(accelerator.unwrap_model(model), data.eval_clips(), sr, device, eval_mel)
-                accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=done)
-                logs.update({f"eval/{k}": v for k, v in metrics.items()})
-                with open(out / "log.jsonl", "a") as f:  # an eval row of its own: the step's row is written
-                    f.write(json.dumps({"step": done, **{f"eval/{k}": v for k, v in metrics.items()}}) + "\n")
+                scores, samples = evaluate(accelerator.unwrap_model(model), data.eval_clips(), sr, device)
+                accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=done)
+                logs.update({f"eval/{k}": v for k, v in scores.items()})
+                # an eval row of its own: the step's row is already written
+                append_jsonl(out / "log.jsonl", {"step": done, **{f"eval/{k}": v for k, v in scores.items()}})
                 for i, (clip_id, ref, est) in enumerate(samples if writer is not None else []):
                     writer.add_audio(f"eval/{i}_{clip_id}/reconstruction", torch.from_numpy(est)[None], done, sr)
                     if not originals_logged:
@@ -340,16 +302,9 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
                     writer.add_image(f"eval/{i}_{clip_id}/mel_original_above", image, done, dataformats="HWC")
                 originals_logged = True
             accelerator.wait_for_everyone()
-        if done % cfg.save_every == 0 or done == end:
-            state_dir = out / "state" / f"step-{done}"
-            accelerator.save_state(str(state_dir))
-            if main:
-                (state_dir / "trainer.json").write_text(json.dumps({"step": done}))
-                old = sorted((out / "state").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-                for stale in old[: max(len(old) - cfg.keep_states, 0)]:
-                    shutil.rmtree(stale, ignore_errors=True)
-            accelerator.wait_for_everyone()
-        if main and (done % cfg.export_every == 0 or done == cfg.steps):
+        if due(done, cfg.save_every, end):
+            state_dir = save_state(accelerator, out, done, cfg.keep_states)
+        if main and due(done, cfg.export_every, cfg.steps):
             export_dir = out / ("final" if done == cfg.steps else f"export/step-{done}")
             core = accelerator.unwrap_model(model)
             if hasattr(core, "save_pretrained"):

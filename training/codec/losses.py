@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from ..losses import MultiScaleSpectralLoss, flat_float, mel_filters, stft_magnitude
+from tokenizer.errors import ConfigError
+from tokenizer.losses import MultiScaleSpectralLoss, flat_float, mel_filters, stft_magnitude
 from .config import LossConfig
 
 

@@ -14,7 +14,7 @@ LAMBDAS=(0.05 0.2 0.8 3.0)
 LIBRISPEECH_MINI=${LIBRISPEECH_MINI:-/work/shared/data/librispeech-mini}
 export OMP_NUM_THREADS=1
 
-train() { "$PY" -m tokenizer.train.cli --config "$@"; }
+train() { "$PY" -m training.codec.cli --config "$@"; }
 train "$CFG/language_codec_small.yaml" &
 for lam in "${LAMBDAS[@]}"; do
     # two lanes: wait for a free one
@@ -30,7 +30,7 @@ for spk in 8324 839 8419 8425 8465 8468 8580 8609 8629 8630 87 8747 8770 8797 88
     ln -sf "$LIBRISPEECH_MINI/$spk"-*.flac "$HELDOUT/"
 done
 export OMP_NUM_THREADS=2
-"$PY" -m tokenizer.evaluation.evaluate_codec \
+"$PY" -m evaluation.evaluate_codec \
     --codec "$RUNS/language_codec_small/final" $(for lam in "${LAMBDAS[@]}"; do echo "$RUNS/rate_aware_$lam/final"; done) \
     --num-quantizers 3 4 5 6 7 8 --bd-anchor language-codec \
     --metrics pesq_wb visqol mel_distance stoi \

@@ -324,7 +324,6 @@ class RateAwareModel(CodecModel):
         self.register_buffer("prior_counts", torch.ones(c.hyper_latent_dim, n, dtype=torch.int32))
         self.register_buffer("prior_counts_key", torch.zeros((), dtype=torch.int64))
         self._entropy64 = None
-        self._digest = None
         self.post_init()
         self.update_entropy_tables()
 
@@ -374,22 +373,6 @@ class RateAwareModel(CodecModel):
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.update_entropy_tables()
         return super().save_pretrained(save_directory, *args, **kwargs)
-
-    def _versions(self) -> tuple:
-        # In-place updates (optimizer steps, load_state_dict) bump a tensor's version counter, so this key
-        # changes whenever any weight does, at the cost of a tuple instead of hashing every byte.
-        return tuple((id(t), t.data_ptr(), t._version) for t in self.state_dict(keep_vars=True).values())
-
-    def weights_digest(self) -> str:
-        """sha256 (16 hex digits) of every weight and table: written into bitstreams, checked on decoding."""
-        versions = self._versions()
-        if self._digest is None or self._digest[0] != versions:
-            h = hashlib.sha256()
-            for name, t in sorted(self.state_dict().items()):
-                h.update(name.encode())
-                h.update(t.detach().cpu().contiguous().numpy().tobytes())
-            self._digest = (versions, h.hexdigest()[:16])
-        return self._digest[1]
 
     def entropy_float64(self) -> ChannelwiseEntropyModel:
         """A float64 copy of the entropy model (cached until any weight changes) for coding."""
