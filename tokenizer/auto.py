@@ -63,15 +63,15 @@ class AutoCodecTokenizer:
 
     @staticmethod
     def from_config(config: CodecConfig, seed: int | None = 0) -> CodecTokenizer:
-        register_with_transformers()
+        register_with_transformers(config.model_type)
         return get_codec_spec(config.model_type).tokenizer_class.from_config(config, seed=seed)
 
     @staticmethod
     def from_pretrained(name_or_path: str | os.PathLike, device: str | torch.device | None = None,
                         random_weights: bool = False) -> CodecTokenizer:
-        register_with_transformers()
         model = load_model(name_or_path, random_weights=random_weights)
         spec = get_codec_spec(model.config.model_type)
+        register_with_transformers(spec.model_type)
         if not isinstance(name_or_path, str) or spec.model_type != name_or_path.replace("-", "_"):
             logger.info("loaded %s weights from %s", spec.name, name_or_path)
         tok = spec.tokenizer_class(model)

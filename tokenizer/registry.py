@@ -4,8 +4,8 @@ User-facing names may use dashes (`language-codec`); the key, the folder under `
 config's `model_type` use underscores. Classes are named as `"module:Class"` strings and imported on
 first use, so listing codecs or importing `tokenizer` loads no codec family (nor its entropy coder).
 `register_with_transformers()` makes `transformers.AutoConfig` and `AutoModel` load our
-`save_pretrained` directories; `AutoCodecTokenizer` calls it, and so can a user before calling
-`transformers.AutoModel.from_pretrained(dir)` directly.
+`save_pretrained` directories; `AutoCodecTokenizer` calls it for each family it loads, and a user can call
+it (for all families) before calling `transformers.AutoModel.from_pretrained(dir)` directly.
 """
 
 from __future__ import annotations
@@ -95,18 +95,17 @@ def list_codecs() -> list[str]:
     return [spec.name for spec in CODECS.values()]
 
 
-_registered = False
+_registered: set[str] = set()
 
 
-def register_with_transformers() -> None:
-    """Register every codec's config and model with `transformers.AutoConfig` / `AutoModel` (once).
+def register_with_transformers(*names: str) -> None:
+    """Register codecs (all, or the named ones) with `transformers.AutoConfig` / `AutoModel`, each once.
     A model type that another package already registered with other classes is logged, not replaced."""
-    global _registered
-    if _registered:
-        return
     from transformers import AutoConfig, AutoModel
 
-    for spec in CODECS.values():
+    for spec in (get_codec_spec(n) for n in names) if names else CODECS.values():
+        if spec.model_type in _registered:
+            continue
         config_class, model_class = spec.config_class, spec.model_class
         try:
             AutoConfig.register(spec.model_type, config_class)
@@ -115,4 +114,4 @@ def register_with_transformers() -> None:
             if AutoConfig.for_model(spec.model_type).__class__ is not config_class:
                 logger.warning("transformers already maps %r to another config class; AutoModel will not "
                                "load %s directories (%s)", spec.model_type, spec.name, exc)
-    _registered = True
+        _registered.add(spec.model_type)
