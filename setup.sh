@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up .venv on a fresh Debian machine with Python 3.11: Debian packages (when root), torch 2.13.0
-# (CPU wheel) first, then this package with its dev extras. Safe to re-run: it skips what is done.
+# (CPU wheel) first, then this package with its dev and eval extras. Safe to re-run: it skips what is done.
 set -euo pipefail
 cd "$(dirname "$0")"
 
