@@ -36,6 +36,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from tokenizer.audio import load_mono, resample
+from tokenizer.cli import run_cli
 from tokenizer.errors import CodecError
 from .asr import cer, get_asr, wer
 from .metrics import UTMOSPredictor, dnsmos
@@ -43,7 +44,7 @@ from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdo
                      plot_spectrograms, safe_name, write_json)
 from .speaker import get_speaker_encoder
 
-logger = logging.getLogger("evaluate-tts")
+logger = logging.getLogger(__name__)
 
 TTS_METRICS = ("wer", "spk_sim", "dnsmos", "utmos")
 DNSMOS_COLUMNS = ["dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"]
@@ -64,8 +65,12 @@ def read_manifest(path: str | Path) -> list[ReferenceItem]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CodecError(f"reference manifest not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CodecError(f"reference manifest {path} is not UTF-8 text (byte {exc.start}): expected JSONL") from exc
     items, seen = [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -109,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli("evaluate-tts", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     metrics = list(dict.fromkeys(args.metrics))
     items = read_manifest(args.reference)[: args.max_utterances]

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ...checkpoints import load_state_dict, save_converted
+from ...cli import run_cli
 from ...errors import CodecError
 from .configuration_language_codec import LanguageCodecConfig
 from .modeling_language_codec import LanguageCodecModel
@@ -105,14 +106,24 @@ def convert_state_dict(sd: dict[str, torch.Tensor], config: LanguageCodecConfig)
 def convert_language_codec(checkpoint: str | Path, output_dir: str | Path, sampling_rate: int = 24000) -> Path:
     """Official checkpoint file -> `save_pretrained` directory loadable by `AutoCodecTokenizer`."""
     sd = load_state_dict(checkpoint)
-    config = config_from_state_dict(sd, sampling_rate)
+    if not any(k.startswith(ENCODER) for k in sd):
+        raise CodecError(f"{checkpoint} is not a Language-Codec checkpoint: no key starts with {ENCODER!r}")
+    try:
+        config = config_from_state_dict(sd, sampling_rate)
+    except (KeyError, IndexError) as exc:  # a key the official layout always has is absent
+        raise CodecError(f"{checkpoint} is not a complete Language-Codec checkpoint: cannot read the architecture "
+                         f"({type(exc).__name__} {exc})") from exc
     model = LanguageCodecModel(config)
     ours = convert_state_dict(sd, config)
     return save_converted(model, ours, output_dir, checkpoint)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    return run_cli("convert-language-codec", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(prog="convert-language-codec", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="official .ckpt / .pt / .safetensors file")
     parser.add_argument("output_dir")
     parser.add_argument("--sampling-rate", type=int, default=24000)

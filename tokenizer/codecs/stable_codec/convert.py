@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 
 from ...checkpoints import load_state_dict, save_converted
+from ...cli import run_cli
 from ...errors import CodecError
 from .configuration_stable_codec import QUANTIZATION_PRESETS, StableCodecConfig
 from .modeling_stable_codec import StableCodecModel
@@ -175,7 +176,11 @@ def convert_stable_codec(official_dir: str | Path, output_dir: str | Path, train
         cfg = json.loads((official_dir / "model_config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CodecError(f"cannot read {official_dir / 'model_config.json'}: {exc}") from exc
-    config = config_from_official(cfg, train_levels)
+    try:
+        config = config_from_official(cfg, train_levels)
+    except (KeyError, TypeError, AttributeError) as exc:  # a field of the official schema is absent or mistyped
+        raise CodecError(f"{official_dir / 'model_config.json'} is not a stable-audio-tools TAAE config: "
+                         f"{type(exc).__name__} {exc}") from exc
     if quantization is not None:
         config.set_quantization(preset=quantization)
     sd = _strip_prefix(load_state_dict(_checkpoint_file(official_dir)))
@@ -185,7 +190,11 @@ def convert_stable_codec(official_dir: str | Path, output_dir: str | Path, train
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    return run_cli("convert-stable-codec", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(prog="convert-stable-codec", description=__doc__.split("\n\n")[0])
     parser.add_argument("official_dir", help="directory with model_config.json and model.safetensors (or .ckpt)")
     parser.add_argument("output_dir")
     parser.add_argument("--train-levels", default="17,9,5",
