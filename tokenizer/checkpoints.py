@@ -11,6 +11,20 @@ from .errors import CodecError
 
 logger = logging.getLogger(__name__)
 
+# Legacy `torch.nn.utils.weight_norm` tensor names (official checkpoints) -> ours, made with
+# `torch.nn.utils.parametrizations.weight_norm`.
+WEIGHT_NORM_KEYS = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1",
+                    "bias": "bias"}
+
+
+def copy_weight_norm(sd: dict[str, torch.Tensor], src: str, dst: str, out: dict[str, torch.Tensor]) -> list[str]:
+    """Copy the legacy weight-norm conv at `src` (`{src}weight_g`, `weight_v`, `bias`) into `out` under our
+    names (`{dst}.parametrizations.weight.original0`, ...). Returns the source keys it found."""
+    found = [src + suffix for suffix in WEIGHT_NORM_KEYS if src + suffix in sd]
+    for key in found:
+        out[f"{dst}.{WEIGHT_NORM_KEYS[key[len(src):]]}"] = sd[key]
+    return found
+
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file (a Lightning `state_dict` is unwrapped), never unpickling objects.

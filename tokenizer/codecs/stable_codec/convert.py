@@ -38,14 +38,13 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoints import load_state_dict, save_converted
+from ...checkpoints import copy_weight_norm, load_state_dict, save_converted
 from ...cli import run_cli
 from ...errors import CodecError
 from .configuration_stable_codec import QUANTIZATION_PRESETS, StableCodecConfig
 from .modeling_stable_codec import StableCodecModel
 
 
-_WN = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1", "bias": "bias"}
 _BLOCK = {
     "pre_norm.gamma": "pre_norm.weight", "pre_norm.beta": "pre_norm.bias",
     "self_attn.to_qkv.weight": "attn.to_qkv.weight", "self_attn.to_out.weight": "attn.to_out.weight",
@@ -115,10 +114,7 @@ def convert_state_dict(sd: dict[str, torch.Tensor], config: StableCodecConfig) -
     used: set[str] = set()
 
     def conv(src: str, dst: str) -> None:
-        for suffix, ours in _WN.items():
-            if src + suffix in sd:
-                out[f"{dst}.conv.{ours}"] = sd[src + suffix]
-                used.add(src + suffix)
+        used.update(copy_weight_norm(sd, src, f"{dst}.conv", out))
 
     def blocks(src: str, dst: str) -> None:
         idx = sorted({int(m.group(1)) for k in sd if (m := re.match(re.escape(src) + r"(\d+)\.", k))})
