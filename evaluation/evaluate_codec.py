@@ -157,9 +157,7 @@ def evaluate_pair(system: SpeechCodec, audio: np.ndarray, sr: int, eval_sr: int,
         deg, delay = align_to_reference(ref, deg, eval_sr, envelope=not system.waveform_matching)
     scores = compute_metrics(ref, deg, eval_sr, metrics, waveform_matching=system.waveform_matching,
                              speaker_backend=speaker_backend, utmos=utmos)
-    notes = []
-    if not system.waveform_matching and "si_sdr" in metrics:
-        notes.append("si_sdr not meaningful for a parametric codec (NaN)")
+    notes = [f"{column} NaN: {reason}" for column, reason in scores.reasons.items()]
     row = {
         "family": system.family, "duration_s": duration, "nominal_bitrate": system.bitrate, "bits": rt.bits,
         "bitrate": rt.bits / duration,
@@ -228,10 +226,12 @@ def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
     lines = ["# Codec evaluation\n",
              f"Codec: `{summary['codec']}`; data: `{summary['data']}` ({summary['num_utterances']} utterances, "
              f"{summary['seconds']:.1f} s); metrics at {summary['eval_sampling_rate']} Hz; speaker similarity: "
-             f"{summary['speaker_backend']}.\n", "## Quality (mean ± std over utterances)\n"]
+             f"{summary['speaker_backend']}.\n", "## Quality (mean ± std over utterances)\n",
+             "A metric undefined for some utterances (too short, silent reference: see `note` in "
+             "per_utterance.csv) is averaged over the others, and (n=k) gives their count.\n"]
     headers = ["System", "Nominal bps", "Measured bps", "Tokens/s"] + [column_header(c) for c in columns]
     rows = [[s["name"], fmt(s["nominal_bitrate"], 0), fmt(s["measured_bitrate"], 0), fmt(s.get("tokens_per_second"), 0)]
-            + [fmt_stat(s["metrics"][c]) for c in columns] for s in summary["systems"]]
+            + [fmt_stat(s["metrics"][c], total=s["num_utterances"]) for c in columns] for s in summary["systems"]]
     lines.append(markdown_table(headers, rows))
     lines.append("\n## Rate and speed\n")
     headers = ["System", "Container bps", "Huffman bps", "Norm. entropy per codebook", "Codebook usage", "RTF encode",
