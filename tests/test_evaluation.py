@@ -542,3 +542,42 @@ def test_evaluate_tts_cli(tmp_path, capsys):
     capsys.readouterr()
     assert main(["--generated", str(gen), "--reference", str(tmp_path / "none.jsonl"), "--out", str(out)]) == 2
     assert "manifest not found" in capsys.readouterr().err
+
+
+def test_evaluate_tts_language_extra_keys_and_unreadable_files(tmp_path, monkeypatch):
+    """--language reaches the normaliser and the ASR; `prompt_text` (written by `synthesize`) is ignored;
+    an unreadable generated file is skipped and recorded, the rest scored."""
+    from evaluation import evaluate_tts
+    from evaluation.asr import ASRBackend, get_asr
+
+    class FakeASR(ASRBackend):
+        name = "fake"
+
+        def transcribe(self, audio, sampling_rate):
+            return "I am twenty-five"
+
+    asked = []
+    monkeypatch.setattr(evaluate_tts, "get_asr", lambda spec, language: asked.append(language) or FakeASR())
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    import soundfile as sf
+
+    sf.write(gen / "good.wav", noisy(np.zeros(SR // 2, np.float32) + 0.01, 0), SR)
+    (gen / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    lines = [{"id": "good", "text": "I am 25.", "prompt_text": "Hello there.", "prompt_audio": "p.wav"},
+             {"id": "broken", "text": "Not scored.", "prompt_text": "Hi."}]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    scores = {}
+    for language in ("en", "fr-fr"):
+        out = tmp_path / language
+        assert evaluate_tts.main(["--generated", str(gen), "--reference", str(tmp_path / "m.jsonl"), "--out",
+                                  str(out), "--metrics", "wer", "--language", language, "--num-examples", "2"]) == 0
+        rows = {r["id"]: r for r in _read_csv(out / "per_utterance.csv")}
+        assert set(rows) == {"good"}
+        summary = json.loads((out / "summary.json").read_text())
+        assert list(summary["skipped"]) == ["broken"] and "broken.wav" in summary["skipped"]["broken"]
+        scores[language] = float(rows["good"]["wer"])
+    assert asked == ["en", "fr-fr"]
+    assert scores["en"] == 0 and scores["fr-fr"] > 0  # "25" is spelled out by the English normaliser only
+    with pytest.raises(CodecError, match="English only"):
+        get_asr("whisper", "fr-fr")
