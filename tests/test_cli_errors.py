@@ -86,3 +86,26 @@ def test_user_error_is_one_line_naming_the_value(script, make, tmp_path, capfd):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), err
     assert value in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("script,argv", [
+    ("codec-demo", ["--codec", "stable-codec", "--random-weights"]),
+    ("evaluate-codec", ["--codec", "stable-codec", "--random-weights", "--data", "libritts", "--max-utterances", "1",
+                        "--metrics", "si_sdr", "--num-examples", "0"]),
+])
+def test_random_weights_is_the_explicit_way_to_an_untrained_builtin(script, argv, tmp_path, monkeypatch):
+    """Refused above without the flag; with it, the loader is asked for random weights (a tiny stand-in
+    replaces the untrained preset, which takes a minute on a CPU)."""
+    from tokenizer import AutoCodecConfig, AutoCodecTokenizer
+
+    asked = []
+
+    def fake(name, device=None, random_weights=False):
+        asked.append((name, random_weights))
+        return AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("language-codec", preset="tiny"))
+
+    module, _, function = SCRIPTS[script].partition(":")
+    mod = importlib.import_module(module)
+    monkeypatch.setattr(mod.AutoCodecTokenizer, "from_pretrained", staticmethod(fake))
+    assert getattr(mod, function)([*argv, "--out", str(tmp_path / "o")]) == 0
+    assert asked == [("stable-codec", True)]
