@@ -10,16 +10,17 @@ imported only when the metric or backend that needs them is used.
 """
 
 from .baselines import Codec2Baseline, OpusBaseline, align_to_reference, estimate_delay, parse_baseline
-from .metrics import (DEFAULT_CODEC_METRICS, METRICS, MetricSpec, UTMOSPredictor, compute_metrics, dnsmos, estoi,
-                      mel_distance, metric_columns, pesq_nb, pesq_wb, si_sdr, speaker_similarity, stft_distance, stoi,
-                      visqol, vuv_f1)
+from .metrics import (DEFAULT_CODEC_METRICS, METRICS, MetricScores, MetricSpec, Undefined, UTMOSPredictor,
+                      compute_metrics, dnsmos, estoi, mel_distance, metric_columns, pesq_nb, pesq_wb, si_sdr,
+                      speaker_similarity, stft_distance, stoi, visqol, vuv_f1)
 from .rate import (CodebookStats, bd_metric, bd_rate, codebook_histograms, codebook_stats, huffman_code_lengths,
                    mean_huffman_length, normalized_entropy, real_time_factor)
 from .systems import RoundTrip, SpeechCodec, TokenizerCodec, operating_points
 
 __all__ = [
     "Codec2Baseline", "OpusBaseline", "align_to_reference", "estimate_delay", "parse_baseline",
-    "DEFAULT_CODEC_METRICS", "METRICS", "MetricSpec", "UTMOSPredictor", "compute_metrics", "dnsmos", "estoi",
+    "DEFAULT_CODEC_METRICS", "METRICS", "MetricScores", "MetricSpec", "Undefined", "UTMOSPredictor",
+    "compute_metrics", "dnsmos", "estoi",
     "mel_distance", "metric_columns", "pesq_nb", "pesq_wb", "si_sdr", "speaker_similarity", "stft_distance", "stoi",
     "visqol", "vuv_f1", "CodebookStats", "bd_metric", "bd_rate", "codebook_histograms", "codebook_stats",
     "huffman_code_lengths", "mean_huffman_length", "normalized_entropy", "real_time_factor", "RoundTrip",

@@ -11,9 +11,9 @@ Backends (`get_asr(spec)`), each recorded by its `name` next to every WER it pro
   `HubertForCTC` and its processor, greedy CTC decoding. Needs the weights locally or hub access.
 
 The normaliser (`normalize_transcript`) is applied to reference and hypothesis alike before scoring:
-1. `data_prep.text.normalize.normalize_text` (the project's TTS front-end): Unicode folding, numbers,
-   currency, ordinals, years and times to words ("25" -> "twenty-five"), abbreviations
-   ("Dr." -> "Doctor");
+1. `data_prep.text.normalize.normalize_text` (the project's TTS front-end): for English, Unicode folding,
+   numbers, currency, ordinals, years and times to words ("25" -> "twenty-five"), abbreviations
+   ("Dr." -> "Doctor"); other languages get whitespace cleaning only;
 2. lower-case;
 3. hyphens become spaces; apostrophes are kept only inside words ("don't"), other punctuation is
    removed;
@@ -33,10 +33,10 @@ from typing import Sequence
 
 import numpy as np
 
-from data_prep.text.normalize import normalize_text
+from data_prep.text.normalize import is_english, normalize_text
 from tokenizer.audio import resample
 from tokenizer.errors import CodecError
-from .deps import require
+from .deps import load_hf, require
 
 ASR_SR = 16000
 _EDGE_APOSTROPHE = re.compile(r"(?<![^\W\d_])'|'(?![^\W\d_])")
@@ -52,28 +52,32 @@ def normalize_transcript(text: str, language: str = "en") -> str:
     return _WS.sub(" ", text).strip()
 
 
-def wer(reference: str | Sequence[str], hypothesis: str | Sequence[str], normalize: bool = True) -> float:
-    """Word error rate (substitutions + deletions + insertions) / reference words, via jiwer.
+def wer(reference: str | Sequence[str], hypothesis: str | Sequence[str], normalize: bool = True,
+        language: str = "en") -> float:
+    """Word error rate (substitutions + deletions + insertions) / reference words, via jiwer, after
+    `normalize_transcript(text, language)`.
 
     Lists are scored as one corpus (errors and words summed over pairs); pairs whose normalised
     reference is empty are left out. NaN when no reference word remains.
     """
-    return _error_rate(reference, hypothesis, normalize, chars=False)
+    return _error_rate(reference, hypothesis, normalize, language, chars=False)
 
 
-def cer(reference: str | Sequence[str], hypothesis: str | Sequence[str], normalize: bool = True) -> float:
+def cer(reference: str | Sequence[str], hypothesis: str | Sequence[str], normalize: bool = True,
+        language: str = "en") -> float:
     """Character error rate (edit distance over characters, spaces included) after normalisation, via jiwer."""
-    return _error_rate(reference, hypothesis, normalize, chars=True)
+    return _error_rate(reference, hypothesis, normalize, language, chars=True)
 
 
-def _error_rate(reference, hypothesis, normalize: bool, chars: bool) -> float:
+def _error_rate(reference, hypothesis, normalize: bool, language: str, chars: bool) -> float:
     jiwer = require("jiwer")
     refs = [reference] if isinstance(reference, str) else list(reference)
     hyps = [hypothesis] if isinstance(hypothesis, str) else list(hypothesis)
     if len(refs) != len(hyps):
         raise CodecError(f"{len(refs)} references but {len(hyps)} hypotheses")
     if normalize:
-        refs, hyps = [normalize_transcript(r) for r in refs], [normalize_transcript(h) for h in hyps]
+        refs = [normalize_transcript(r, language) for r in refs]
+        hyps = [normalize_transcript(h, language) for h in hyps]
     pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
     if not pairs:
         return math.nan
@@ -140,13 +144,8 @@ class HubertCTCASR(ASRBackend):
     DEFAULT = "facebook/hubert-large-ls960-ft"
 
     def __init__(self, name_or_path: str | os.PathLike = DEFAULT, device: str = "cpu"):
-        transformers = require("transformers")
-        try:
-            self.processor = transformers.AutoProcessor.from_pretrained(str(name_or_path))
-            self.model = transformers.HubertForCTC.from_pretrained(str(name_or_path)).eval().to(device)
-        except (OSError, ValueError) as exc:
-            raise CodecError(f"cannot load HuBERT CTC model {str(name_or_path)!r} (a local directory or a hub "
-                             f"id reachable from this machine): {exc}") from exc
+        self.processor, model = load_hf("HuBERT CTC model", name_or_path, "AutoProcessor", "HubertForCTC")
+        self.model = model.eval().to(device)
         self.device = device
         self.name = f"hubert-ctc:{name_or_path}"
 
@@ -161,12 +160,17 @@ class HubertCTCASR(ASRBackend):
 
 
 @functools.lru_cache(maxsize=4)
-def get_asr(spec: str = "whisper") -> ASRBackend:
-    """`whisper`, `whisper:DIR`, `hubert` or `hubert:PATH_OR_ID` -> a (cached) backend."""
+def get_asr(spec: str = "whisper", language: str = "en") -> ASRBackend:
+    """`whisper`, `whisper:DIR`, `hubert` or `hubert:PATH_OR_ID` -> a (cached) backend for speech in
+    `language` ("en", "fr-fr", ...: Whisper is told its base code). The default models (bundled Whisper
+    tiny.en, HuBERT fine-tuned on LibriSpeech) know English only: another language needs a model path."""
     kind, _, arg = str(spec).partition(":")
     kind = kind.strip().lower()
+    if kind in ("whisper", "hubert") and not arg and not is_english(language):
+        raise CodecError(f"the default {kind} model transcribes English only, not {language!r}: pass "
+                         f"--asr {kind}:{'DIR' if kind == 'whisper' else 'PATH_OR_ID'} with a model for that language")
     if kind == "whisper":
-        return WhisperASR(arg or None)
+        return WhisperASR(arg or None, language=language.strip().lower().replace("_", "-").split("-")[0])
     if kind == "hubert":
         return HubertCTCASR(arg or HubertCTCASR.DEFAULT)
     raise CodecError(f"unknown ASR backend {spec!r}; use whisper, whisper:DIR, hubert or hubert:PATH_OR_ID")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 from types import ModuleType
+from typing import Any
 
 from tokenizer.errors import CodecError
 
@@ -25,6 +27,17 @@ def require(module: str) -> ModuleType:
     except ImportError as exc:
         raise CodecError(f"evaluation needs the Python package for {module!r}: pip install "
                          f"{PIP_NAMES.get(module, module)} ({exc})") from exc
+
+
+def load_hf(what: str, name_or_path: str | os.PathLike, *classes: str) -> list[Any]:
+    """`transformers.<cls>.from_pretrained(name_or_path)` for each class name, in order. A directory or hub
+    id that cannot be loaded raises `CodecError` naming `what` and the value."""
+    transformers = require("transformers")
+    try:
+        return [getattr(transformers, cls).from_pretrained(str(name_or_path)) for cls in classes]
+    except (OSError, ValueError) as exc:
+        raise CodecError(f"cannot load {what} {str(name_or_path)!r} (a local directory or a hub id reachable "
+                         f"from this machine): {exc}") from exc
 
 
 def require_program(name: str, debian_package: str) -> str:

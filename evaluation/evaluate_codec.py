@@ -33,9 +33,10 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from data_prep.corpora import get_corpus
+from data_prep.corpora import CORPORA, get_corpus
 from tokenizer.audio import load_mono, resample
 from tokenizer.auto import AutoCodecTokenizer
+from tokenizer.cli import run_cli
 from tokenizer.errors import CodecError
 from .baselines import align_to_reference, fit_length, parse_baseline
 from .metrics import DEFAULT_CODEC_METRICS, HIGHER_IS_BETTER, METRICS, UTMOSPredictor, compute_metrics, metric_columns
@@ -44,7 +45,7 @@ from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdo
                      plot_spectrograms, safe_name, write_json)
 from .systems import SpeechCodec, TokenizerCodec, operating_points, point_kinds
 
-logger = logging.getLogger("evaluate-codec")
+logger = logging.getLogger(__name__)
 
 BASE_COLUMNS = ["family", "duration_s", "nominal_bitrate", "bits", "bitrate", "container_bitrate", "encode_s",
                 "decode_s", "rtf_encode", "rtf_decode", "delay_ms"]
@@ -52,9 +53,20 @@ BASE_COLUMNS = ["family", "duration_s", "nominal_bitrate", "bits", "bitrate", "c
 
 def load_utterances(data: str, root: str | None = None, subsets: str | None = None,
                     max_utterances: int | None = None) -> list:
-    """Utterances of a folder / manifest (when `data` is an existing path) or of a corpus by name."""
+    """Utterances of a folder / manifest (when `data` is an existing path) or of a corpus by name.
+
+    A `data` that is neither an existing path nor a corpus name raises `CodecError`: "does not exist"
+    when it looks like a path (has a separator or a suffix, or starts with "." or "~"), else "unknown corpus".
+    """
     path = Path(data).expanduser()
-    corpus = get_corpus("folder", root=path) if path.exists() else get_corpus(data, root=root, subsets=subsets)
+    if path.exists():
+        corpus = get_corpus("folder", root=path)
+    elif data.strip().lower().replace("_", "-") in CORPORA:
+        corpus = get_corpus(data, root=root, subsets=subsets)
+    elif "/" in data or "\\" in data or path.suffix or data.startswith((".", "~")):
+        raise CodecError(f"--data {data}: no such file or directory")
+    else:
+        raise CodecError(f"--data {data!r} is neither an existing path nor a corpus name ({', '.join(CORPORA)})")
     utts = list(itertools.islice(corpus, max_utterances))
     if not utts:
         raise CodecError(f"no utterances in {data!r}")
@@ -84,8 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
     points.add_argument("--levels", type=_parse_levels, nargs="+", default=None,
                         help="FSQ points: 6 (levels, one stage), 5x2 (levels x stages) or a preset name like "
                              "2x15625_700bps (passed to tok.set_quantization)")
-    points.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=None,
-                        help="rate-distortion lambdas (passed to tok.set_quantization(lmbda=...))")
     p.add_argument("--data", required=True, help="folder of audio, JSONL/CSV manifest, or data_prep corpus name")
     p.add_argument("--data-root", default=None, help="root of a named corpus")
     p.add_argument("--subsets", default=None, help="subsets of a named corpus (comma-separated)")
@@ -101,14 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the first baseline family with 2+ points)")
     p.add_argument("--num-examples", type=int, default=3, help="utterances with saved audio and spectrograms")
     p.add_argument("--device", default=None, help="torch device of the codec (default cpu)")
+    p.add_argument("--random-weights", action="store_true", help="allow built-in codec names that ship no "
+                   "weights (untrained default preset: for testing the pipeline, its scores mean nothing)")
     return p
 
 
 def build_systems(args) -> list[SpeechCodec]:
     systems: list[SpeechCodec] = []
     if args.codec:
-        toks = [AutoCodecTokenizer.from_pretrained(name, device=args.device) for name in args.codec]
-        asked = {k: getattr(args, k) for k in ("num_quantizers", "levels", "lambdas") if getattr(args, k)}
+        toks = [AutoCodecTokenizer.from_pretrained(name, device=args.device,
+                                                   random_weights=getattr(args, "random_weights", False))
+                for name in args.codec]
+        asked = {k: getattr(args, k) for k in ("num_quantizers", "levels") if getattr(args, k)}
         if len(toks) == 1:  # one codec: every flag applies (a wrong one is an error)
             systems += operating_points(toks[0], **asked)
         else:  # e.g. an RVQ codec against entropy-codec models: each takes the flags of its kind
@@ -118,8 +132,8 @@ def build_systems(args) -> list[SpeechCodec]:
                 raise CodecError(f"no codec among {', '.join(args.codec)} takes --{unused[0].replace('_', '-')}")
             for tok, kind in zip(toks, kinds):
                 systems += operating_points(tok, **{k: v for k, v in asked.items() if k in kind})
-    elif args.num_quantizers or args.levels or args.lambdas:
-        raise CodecError("--num-quantizers / --levels / --lambda need --codec")
+    elif args.num_quantizers or args.levels:
+        raise CodecError("--num-quantizers / --levels need --codec")
     systems += [parse_baseline(b) for b in args.baselines]
     if not systems:
         raise CodecError("nothing to evaluate: pass --codec and/or --baselines")
@@ -143,9 +157,7 @@ def evaluate_pair(system: SpeechCodec, audio: np.ndarray, sr: int, eval_sr: int,
         deg, delay = align_to_reference(ref, deg, eval_sr, envelope=not system.waveform_matching)
     scores = compute_metrics(ref, deg, eval_sr, metrics, waveform_matching=system.waveform_matching,
                              speaker_backend=speaker_backend, utmos=utmos)
-    notes = []
-    if not system.waveform_matching and "si_sdr" in metrics:
-        notes.append("si_sdr not meaningful for a parametric codec (NaN)")
+    notes = [f"{column} NaN: {reason}" for column, reason in scores.reasons.items()]
     row = {
         "family": system.family, "duration_s": duration, "nominal_bitrate": system.bitrate, "bits": rt.bits,
         "bitrate": rt.bits / duration,
@@ -214,10 +226,12 @@ def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
     lines = ["# Codec evaluation\n",
              f"Codec: `{summary['codec']}`; data: `{summary['data']}` ({summary['num_utterances']} utterances, "
              f"{summary['seconds']:.1f} s); metrics at {summary['eval_sampling_rate']} Hz; speaker similarity: "
-             f"{summary['speaker_backend']}.\n", "## Quality (mean ± std over utterances)\n"]
+             f"{summary['speaker_backend']}.\n", "## Quality (mean ± std over utterances)\n",
+             "A metric undefined for some utterances (too short, silent reference: see `note` in "
+             "per_utterance.csv) is averaged over the others, and (n=k) gives their count.\n"]
     headers = ["System", "Nominal bps", "Measured bps", "Tokens/s"] + [column_header(c) for c in columns]
     rows = [[s["name"], fmt(s["nominal_bitrate"], 0), fmt(s["measured_bitrate"], 0), fmt(s.get("tokens_per_second"), 0)]
-            + [fmt_stat(s["metrics"][c]) for c in columns] for s in summary["systems"]]
+            + [fmt_stat(s["metrics"][c], total=s["num_utterances"]) for c in columns] for s in summary["systems"]]
     lines.append(markdown_table(headers, rows))
     lines.append("\n## Rate and speed\n")
     headers = ["System", "Container bps", "Huffman bps", "Norm. entropy per codebook", "Codebook usage", "RTF encode",
@@ -259,16 +273,19 @@ def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli("evaluate-codec", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     metrics = list(dict.fromkeys(args.metrics))
     columns = metric_columns(metrics)
     utmos = UTMOSPredictor(args.utmos_weights) if "utmos" in metrics and args.utmos_weights else None
     if "utmos" in metrics and utmos is None:
         raise CodecError("metric 'utmos' needs --utmos-weights PATH (local weights; see UTMOSPredictor)")
+    utts = load_utterances(args.data, args.data_root, args.subsets, args.max_utterances)  # cheap checks first
     systems = build_systems(args)
-    utts = load_utterances(args.data, args.data_root, args.subsets, args.max_utterances)
     out: Path = args.out
     for sub in ("codes", "audio", "spectrograms"):
         (out / sub).mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,9 @@ Reference manifest (JSONL, one object per line; paths relative to the manifest's
 - `text` (required): what should have been said (normalised before scoring, see `asr.py`);
 - `reference_audio` (optional): the ground-truth recording of the same text -> `spk_sim_reference`;
 - `prompt_audio` (optional): the speaker prompt given to the TTS model -> `spk_sim_prompt`.
-Other keys are ignored. A missing generated file is reported and left out, not fatal.
+Other keys (e.g. `prompt_text`, which `synthesize` writes) are ignored. A missing or unreadable generated
+file is reported (`missing` / `skipped` in summary.json) and left out, not fatal. `--language` selects
+the transcript normaliser and the ASR's language.
 
 Metrics (`--metrics`, default `wer spk_sim dnsmos`): `wer` (also gives `cer` and the hypothesis text),
 `spk_sim` (cosine similarity to the prompt and to the ground truth), `dnsmos`, `utmos`
@@ -32,21 +34,30 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from tokenizer.audio import load_mono, resample
-from tokenizer.errors import CodecError
-from .asr import cer, get_asr, wer
+from tokenizer.cli import run_cli
+from tokenizer.errors import AudioError, CodecError
+from .asr import ASRBackend, cer, get_asr, wer
 from .metrics import UTMOSPredictor, dnsmos
 from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdown_table, plot_histograms,
                      plot_spectrograms, safe_name, write_json)
-from .speaker import get_speaker_encoder
+from .speaker import SpeakerEncoder, get_speaker_encoder
 
-logger = logging.getLogger("evaluate-tts")
+logger = logging.getLogger(__name__)
 
 TTS_METRICS = ("wer", "spk_sim", "dnsmos", "utmos")
 DNSMOS_COLUMNS = ["dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"]
+STATS_COLUMNS = ["wer", "cer", "wer_reference", "spk_sim_prompt", "spk_sim_reference", *DNSMOS_COLUMNS, "utmos"]
+STATS_LABELS = {"wer": "WER (mean utt.) ↓", "cer": "CER (mean utt.) ↓", "wer_reference": "WER of ground truth ↓",
+                "spk_sim_prompt": "Sim. to prompt ↑", "spk_sim_reference": "Sim. to ground truth ↑"}
+TEXT_COLUMNS = ["text", "hypothesis", "reference_hypothesis", "wer_backend", "spk_backend", "note"]
+# columns an utterance may lack (no prompt / ground truth given): a row without them is still done
+OPTIONAL_COLUMNS = ("spk_sim_prompt", "spk_sim_reference", "reference_hypothesis", "wer_reference")
 
 
 @dataclass
@@ -64,8 +75,12 @@ def read_manifest(path: str | Path) -> list[ReferenceItem]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CodecError(f"reference manifest not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CodecError(f"reference manifest {path} is not UTF-8 text (byte {exc.start}): expected JSONL") from exc
     items, seen = [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -102,121 +117,187 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker-backend", default="resemblyzer", help="resemblyzer, wavlm or wavlm:PATH_OR_ID")
     p.add_argument("--utmos-weights", default=None, help="local UTMOS weights for 'utmos'")
     p.add_argument("--asr-reference", action="store_true", help="also transcribe the ground-truth audio")
-    p.add_argument("--language", default="en", help="language of the texts (normaliser)")
+    p.add_argument("--language", default="en", help="language of the texts: the transcript normaliser and the "
+                   "ASR's language (the default ASR models are English-only)")
     p.add_argument("--max-utterances", type=int, default=None)
     p.add_argument("--num-examples", type=int, default=3, help="utterances with spectrogram images")
     return p
 
 
+@dataclass
+class Scorers:
+    """What scores one generated clip: the backends the chosen metrics need (None when not asked for)."""
+
+    asr: ASRBackend | None
+    speaker: SpeakerEncoder | None
+    dnsmos: bool
+    utmos: UTMOSPredictor | None
+    language: str = "en"
+    asr_reference: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> "Scorers":
+        metrics = set(args.metrics)
+        if "utmos" in metrics and not args.utmos_weights:
+            raise CodecError("metric 'utmos' needs --utmos-weights PATH (local weights; see UTMOSPredictor)")
+        return cls(asr=get_asr(args.asr, args.language) if "wer" in metrics else None,
+                   speaker=get_speaker_encoder(args.speaker_backend) if "spk_sim" in metrics else None,
+                   dnsmos="dnsmos" in metrics,
+                   utmos=UTMOSPredictor(args.utmos_weights) if "utmos" in metrics else None,
+                   language=args.language, asr_reference=args.asr_reference)
+
+    def columns(self) -> list[str]:
+        """Per-utterance CSV columns, in order."""
+        columns = ["text", "duration_s"]
+        if self.asr:
+            columns += ["hypothesis", "wer", "cer", "wer_backend"]
+            columns += ["reference_hypothesis", "wer_reference"] if self.asr_reference else []
+        if self.speaker:
+            columns += ["spk_sim_prompt", "spk_sim_reference", "spk_backend"]
+        if self.dnsmos:
+            columns += DNSMOS_COLUMNS
+        if self.utmos:
+            columns += ["utmos"]
+        return columns
+
+    def score(self, item: ReferenceItem, audio: np.ndarray, sr: int) -> dict[str, Any]:
+        """One CSV row for the generated clip `audio` (T,) at `sr` Hz of `item`. A prompt or ground-truth
+        file that cannot be read leaves its columns empty, with the reason in `note`."""
+        row: dict[str, Any] = {"id": item.id, "text": item.text, "duration_s": len(audio) / sr}
+        notes = []
+        if self.asr:
+            hyp = self.asr.transcribe(audio, sr)
+            row.update(hypothesis=hyp, wer=wer(item.text, hyp, language=self.language),
+                       cer=cer(item.text, hyp, language=self.language), wer_backend=self.asr.name)
+            if self.asr_reference and item.reference_audio:
+                try:
+                    ref_hyp = self.asr.transcribe(*load_mono(item.reference_audio))
+                    row.update(reference_hypothesis=ref_hyp, wer_reference=wer(item.text, ref_hyp,
+                                                                               language=self.language))
+                except AudioError as exc:
+                    notes.append(f"ground truth not transcribed: {exc}")
+        if self.speaker:
+            row["spk_backend"] = self.speaker.name
+            for key, path in (("spk_sim_prompt", item.prompt_audio), ("spk_sim_reference", item.reference_audio)):
+                what = key.split("_")[-1]
+                if path is None:
+                    notes.append(f"no {what} audio")
+                    continue
+                try:
+                    other, other_sr = load_mono(path)
+                except AudioError as exc:
+                    notes.append(f"{what} audio unreadable: {exc}")
+                    continue
+                row[key] = self.speaker.similarity(audio, other, sr, other_sr)
+        if self.dnsmos:
+            row.update(dnsmos(audio, sr))
+        if self.utmos:
+            row["utmos"] = self.utmos(audio, sr)
+        row["note"] = "; ".join(notes) or None
+        return row
+
+
+def summarize(rows: list[dict], columns: list[str], args, scorers: Scorers, missing: list[str],
+              skipped: dict[str, str]) -> dict[str, Any]:
+    """summary.json: means / std / count of every score column and, with ASR, corpus WER / CER (errors
+    summed over utterances)."""
+    stats_columns = [c for c in STATS_COLUMNS if c in columns]
+    summary = {
+        "generated": str(args.generated), "reference": str(args.reference), "language": scorers.language,
+        "num_utterances": len(rows), "missing": missing, "skipped": skipped,
+        "seconds": sum(r["duration_s"] for r in rows),
+        "backends": {"asr": scorers.asr.name if scorers.asr else None,
+                     "speaker": scorers.speaker.name if scorers.speaker else None},
+        "stats_columns": stats_columns,
+        "metrics": {c: describe(r.get(c) for r in rows) for c in stats_columns},
+    }
+    if scorers.asr:
+        refs = [str(r["text"]) for r in rows]
+        hyps = ["" if r.get("hypothesis") is None else str(r["hypothesis"]) for r in rows]
+        summary["corpus"] = {"wer": wer(refs, hyps, language=scorers.language),
+                             "cer": cer(refs, hyps, language=scorers.language)}
+    return summary
+
+
+def write_markdown(path: Path, summary: dict[str, Any]) -> str:
+    """results.md: one table of corpus and mean scores; returns the table."""
+    n = summary["num_utterances"]
+    lines = ["# TTS evaluation\n", f"Generated: `{summary['generated']}`; reference: `{summary['reference']}` "
+             f"({n} utterances, {summary['seconds']:.1f} s, {len(summary['missing'])} missing, "
+             f"{len(summary['skipped'])} unreadable). ASR: {summary['backends']['asr']}; speaker similarity: "
+             f"{summary['backends']['speaker']}; language: {summary['language']}.\n"]
+    headers, values = [], []
+    if "corpus" in summary:
+        headers += ["WER (corpus) ↓", "CER (corpus) ↓"]
+        values += [fmt(summary["corpus"]["wer"]), fmt(summary["corpus"]["cer"])]
+    for c in summary["stats_columns"]:
+        headers.append(STATS_LABELS.get(c, column_header(c)))
+        values.append(fmt_stat(summary["metrics"][c], total=n))
+    table = markdown_table(headers, [values])
+    lines.append(table)
+    lines.append("\nWER/CER after the normaliser of `evaluation.asr` (English: numbers to words; all: lower case, "
+                 "no punctuation); corpus = errors summed over utterances / reference words. Mean ± std over "
+                 "utterances otherwise; (n=k): only k utterances had that score.\n")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return table
+
+
+def plot_examples(out: Path, items: list[ReferenceItem], generated: Path) -> None:
+    """spectrograms/<id>.png: generated above ground truth and prompt (when given), at 16 kHz."""
+    for it in items:
+        signals = [("generated", load_mono(generated / f"{it.id}.wav"))]
+        for name, path in (("ground truth", it.reference_audio), ("prompt", it.prompt_audio)):
+            if path and path.is_file():
+                signals.append((name, load_mono(path)))
+        plot_spectrograms([(f"{name}: {it.id}" if name == "generated" else name, resample(a, s, 16000))
+                           for name, (a, s) in signals], 16000, out / "spectrograms" / f"{safe_name(it.id)}.png")
+
+
 def main(argv: list[str] | None = None) -> int:
+    return run_cli("evaluate-tts", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
-    metrics = list(dict.fromkeys(args.metrics))
     items = read_manifest(args.reference)[: args.max_utterances]
     if not args.generated.is_dir():
         raise CodecError(f"--generated {args.generated} is not a directory")
-    asr = get_asr(args.asr) if "wer" in metrics else None
-    spk = get_speaker_encoder(args.speaker_backend) if "spk_sim" in metrics else None
-    utmos = UTMOSPredictor(args.utmos_weights) if "utmos" in metrics and args.utmos_weights else None
-    if "utmos" in metrics and utmos is None:
-        raise CodecError("metric 'utmos' needs --utmos-weights PATH (local weights; see UTMOSPredictor)")
-
-    columns = ["text", "duration_s"]
-    if asr:
-        columns += ["hypothesis", "wer", "cer", "wer_backend"] + (["reference_hypothesis", "wer_reference"]
-                                                                  if args.asr_reference else [])
-    if spk:
-        columns += ["spk_sim_prompt", "spk_sim_reference", "spk_backend"]
-    if "dnsmos" in metrics:
-        columns += DNSMOS_COLUMNS
-    if utmos:
-        columns += ["utmos"]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "spectrograms").mkdir(exist_ok=True)
-    text_columns = ["text", "hypothesis", "reference_hypothesis", "wer_backend", "spk_backend", "note"]
-    store = ResultStore(args.out / "per_utterance.csv", columns + ["note"], key=("id",), text_columns=text_columns)
-    required = [c for c in columns if c not in ("spk_sim_prompt", "spk_sim_reference", "reference_hypothesis",
-                                                "wer_reference")]
-
     missing = [it.id for it in items if not (args.generated / f"{it.id}.wav").is_file()]
     for i in missing:
         logger.warning("no generated file %s", args.generated / f"{i}.wav")
     present = [it for it in items if it.id not in missing]
     if not present:
         raise CodecError(f"none of the {len(items)} manifest ids has a <id>.wav in {args.generated}")
+    scorers = Scorers.from_args(args)
+    columns = scorers.columns()
+    (args.out / "spectrograms").mkdir(parents=True, exist_ok=True)
+    store = ResultStore(args.out / "per_utterance.csv", columns + ["note"], key=("id",), text_columns=TEXT_COLUMNS)
+    required = [c for c in columns if c not in OPTIONAL_COLUMNS]
+
+    skipped: dict[str, str] = {}
     todo = [it for it in present if not store.done((it.id,), required)]
     for it in tqdm(todo, desc="evaluate-tts", unit="utt"):
-        audio, sr = load_mono(args.generated / f"{it.id}.wav")
-        row = {"id": it.id, "text": it.text, "duration_s": len(audio) / sr}
-        notes = []
-        if asr:
-            hyp = asr.transcribe(audio, sr)
-            row.update(hypothesis=hyp, wer=wer(it.text, hyp), cer=cer(it.text, hyp), wer_backend=asr.name)
-            if args.asr_reference and it.reference_audio:
-                ref_hyp = asr.transcribe(*load_mono(it.reference_audio))
-                row.update(reference_hypothesis=ref_hyp, wer_reference=wer(it.text, ref_hyp))
-        if spk:
-            row["spk_backend"] = spk.name
-            for key, path in (("spk_sim_prompt", it.prompt_audio), ("spk_sim_reference", it.reference_audio)):
-                if path is None:
-                    notes.append(f"no {key.split('_')[-1]} audio")
-                    continue
-                other, other_sr = load_mono(path)
-                row[key] = spk.similarity(audio, other, sr, other_sr)
-        if "dnsmos" in metrics:
-            row.update(dnsmos(audio, sr))
-        if utmos:
-            row["utmos"] = utmos(audio, sr)
-        row["note"] = "; ".join(notes) or None
-        store.add(row)
+        try:
+            audio, sr = load_mono(args.generated / f"{it.id}.wav")
+        except AudioError as exc:  # one bad file is that utterance's problem: reported, the rest scored
+            skipped[it.id] = str(exc)
+            logger.warning("skipping %s: %s", it.id, exc)
+            continue
+        store.add(scorers.score(it, audio, sr))
 
-    rows = [store.get((it.id,)) for it in present]
-    stats_columns = [c for c in ["wer", "cer", "wer_reference", "spk_sim_prompt", "spk_sim_reference",
-                                 *DNSMOS_COLUMNS, "utmos"] if c in columns]
-    summary = {
-        "generated": str(args.generated), "reference": str(args.reference), "num_utterances": len(rows),
-        "missing": missing, "seconds": sum(r["duration_s"] for r in rows),
-        "backends": {"asr": asr.name if asr else None, "speaker": spk.name if spk else None},
-        "metrics": {c: describe(r.get(c) for r in rows) for c in stats_columns},
-    }
-    if asr:
-        refs = [str(r["text"]) for r in rows]
-        hyps = ["" if r.get("hypothesis") is None else str(r["hypothesis"]) for r in rows]
-        summary["corpus"] = {"wer": wer(refs, hyps), "cer": cer(refs, hyps)}
+    scored = [it for it in present if it.id not in skipped]
+    rows = [r for r in (store.get((it.id,)) for it in scored) if r is not None]
+    summary = summarize(rows, columns, args, scorers, missing, skipped)
     write_json(args.out / "summary.json", summary)
-
-    lines = ["# TTS evaluation\n", f"Generated: `{args.generated}`; reference: `{args.reference}` "
-             f"({len(rows)} utterances, {summary['seconds']:.1f} s, {len(missing)} missing). ASR: "
-             f"{summary['backends']['asr']}; speaker similarity: {summary['backends']['speaker']}.\n"]
-    headers, values = [], []
-    if asr:
-        headers += ["WER (corpus) ↓", "CER (corpus) ↓"]
-        values += [fmt(summary["corpus"]["wer"]), fmt(summary["corpus"]["cer"])]
-    labels = {"wer": "WER (mean utt.) ↓", "cer": "CER (mean utt.) ↓", "wer_reference": "WER of ground truth ↓",
-              "spk_sim_prompt": "Sim. to prompt ↑", "spk_sim_reference": "Sim. to ground truth ↑"}
-    for c in stats_columns:
-        headers.append(labels.get(c, column_header(c)))
-        values.append(fmt_stat(summary["metrics"][c]))
-    lines.append(markdown_table(headers, [values]))
-    lines.append("\nWER/CER after the normaliser of `evaluation.asr` (numbers to words, lower case, "
-                 "no punctuation); corpus = errors summed over utterances / reference words. Mean ± std over "
-                 "utterances otherwise.\n")
-    (args.out / "results.md").write_text("\n".join(lines), encoding="utf-8")
-
-    plot_histograms({c: [r.get(c) for r in rows] for c in stats_columns[:4] or ["duration_s"]},
+    table = write_markdown(args.out / "results.md", summary)
+    plot_histograms({c: [r.get(c) for r in rows] for c in summary["stats_columns"][:4] or ["duration_s"]},
                     args.out / "histograms.png")
-    for it in present[: args.num_examples]:
-        signals = [("generated", load_mono(args.generated / f"{it.id}.wav"))]
-        for name, path in (("ground truth", it.reference_audio), ("prompt", it.prompt_audio)):
-            if path:
-                signals.append((name, load_mono(path)))
-        plot_spectrograms([(f"{name}: {it.id}" if name == "generated" else name, resample(a, s, 16000))
-                           for name, (a, s) in signals], 16000, args.out / "spectrograms" / f"{safe_name(it.id)}.png")
+    plot_examples(args.out, scored[: args.num_examples], args.generated)
 
-    print(lines[-2])
-    print(f"{len(rows)} utterances ({len(todo)} computed, {len(missing)} missing) in "
-          f"{time.perf_counter() - started:.1f} s -> {args.out}")
+    print(table)
+    print(f"{len(rows)} utterances ({len(todo) - len(skipped)} computed, {len(missing)} missing, "
+          f"{len(skipped)} unreadable) in {time.perf_counter() - started:.1f} s -> {args.out}")
     return 0
 
 

@@ -156,11 +156,13 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def fmt_stat(stat: Mapping[str, float], digits: int = 3) -> str:
-    """"mean ± std" or "n/a"."""
+def fmt_stat(stat: Mapping[str, float], digits: int = 3, total: int | None = None) -> str:
+    """"mean ± std" (of the defined values), with " (n=k)" when only k of `total` values are defined;
+    "n/a" when none is."""
     if not stat or not stat.get("n"):
         return "n/a"
-    return f"{fmt(stat['mean'], digits)} ± {fmt(stat['std'], digits)}"
+    count = f" (n={stat['n']})" if total is not None and stat["n"] < total else ""
+    return f"{fmt(stat['mean'], digits)} ± {fmt(stat['std'], digits)}{count}"
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -211,13 +213,16 @@ def plot_rate_distortion(curves: Mapping[str, Sequence[tuple[float, float, str]]
 
 def plot_spectrograms(signals: Sequence[tuple[str, np.ndarray]], sampling_rate: int, path: str | os.PathLike,
                       n_fft: int = 512, hop_length: int = 128) -> Path:
-    """Stacked log-magnitude spectrograms (dB, shared colour scale) of `(label, audio (T,))` pairs."""
+    """Stacked log-magnitude spectrograms (dB, shared colour scale) of `(label, audio (T,))` pairs; a clip
+    shorter than `n_fft` is zero-padded to it (scipy refuses a window longer than the signal)."""
     plt = _pyplot()
     from scipy.signal import stft
 
     specs = []
     for label, x in signals:
-        _, _, z = stft(np.asarray(x, dtype=np.float64), fs=sampling_rate, nperseg=n_fft, noverlap=n_fft - hop_length)
+        x = np.asarray(x, dtype=np.float64)
+        x = np.pad(x, (0, max(0, n_fft - x.size)))
+        _, _, z = stft(x, fs=sampling_rate, nperseg=n_fft, noverlap=n_fft - hop_length)
         specs.append((label, 20 * np.log10(np.abs(z) + 1e-6)))
     top = max(float(s.max()) for _, s in specs)
     fig, axes = plt.subplots(len(specs), 1, figsize=(8, 1.8 * len(specs)), squeeze=False)

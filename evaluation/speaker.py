@@ -22,7 +22,7 @@ import numpy as np
 
 from tokenizer.audio import resample
 from tokenizer.errors import CodecError
-from .deps import require
+from .deps import load_hf, require
 
 SPEAKER_SR = 16000
 
@@ -76,13 +76,9 @@ class WavLMXVectorEncoder(SpeakerEncoder):
     DEFAULT = "microsoft/wavlm-base-plus-sv"
 
     def __init__(self, name_or_path: str | os.PathLike = DEFAULT, device: str = "cpu"):
-        transformers = require("transformers")
-        try:
-            self.extractor = transformers.AutoFeatureExtractor.from_pretrained(str(name_or_path))
-            self.model = transformers.WavLMForXVector.from_pretrained(str(name_or_path)).eval().to(device)
-        except (OSError, ValueError) as exc:
-            raise CodecError(f"cannot load WavLM x-vector model {str(name_or_path)!r} (a local directory or a "
-                             f"hub id reachable from this machine): {exc}") from exc
+        self.extractor, model = load_hf("WavLM x-vector model", name_or_path, "AutoFeatureExtractor",
+                                        "WavLMForXVector")
+        self.model = model.eval().to(device)
         self.device = device
         self.name = f"wavlm-xvector:{name_or_path}"
 

@@ -62,10 +62,10 @@ class TokenizerCodec(SpeechCodec):
     """A `CodecTokenizer` at one operating point.
 
     num_quantizers: codes per frame (RVQ codecs); quantization: keyword arguments passed to
-    `tok.set_quantization(**quantization)` before every round trip (the hook for FSQ levels and
-    entropy-codec lambdas; codecs without that method raise `CodecError`). Bits: codecs with `compress`
-    (entropy-coded), the payload bits of their real bitstreams, with the whole stream (header, CRC) as
-    `container_bits`; else `tok.count_bits(enc)` when the tokenizer has it, else frames x bits per frame.
+    `tok.set_quantization(**quantization)` before every round trip (the hook for FSQ levels; codecs
+    without that method raise `CodecError`). Bits: codecs with `compress` (entropy-coded), the payload
+    bits of their real bitstreams, with the whole stream (header, CRC) as `container_bits`; else
+    frames x bits per frame.
     """
 
     def __init__(self, tok, num_quantizers: int | None = None, quantization: dict[str, Any] | None = None,
@@ -123,8 +123,7 @@ class TokenizerCodec(SpeechCodec):
         wav = self.tok.batch_decode(enc)[0]
         t2 = time.perf_counter()
         codes = enc[0].numpy()
-        count = getattr(self.tok, "count_bits", None)
-        bits = int(count(enc)) if callable(count) else int(codes.shape[-1] * self.bits_per_frame)
+        bits = int(codes.shape[-1] * self.bits_per_frame)
         return RoundTrip(audio=np.asarray(wav, dtype=np.float32), bits=bits, encode_seconds=t1 - t0,
                          decode_seconds=t2 - t1, codes=codes)
 
@@ -140,20 +139,20 @@ def _short(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def operating_points(tok, num_quantizers: Sequence[int] | None = None, levels: Sequence[Any] | None = None,
-                     lambdas: Sequence[float] | None = None) -> list[TokenizerCodec]:
-    """The codec's systems to evaluate: one per `num_quantizers` value, per `levels` value (a dict of
-    `set_quantization` keywords, e.g. {"levels": 5, "stages": 2} or {"preset": "1x46656_400bps"}) and
-    per lambda (`set_quantization(lmbda=...)`); just the default operating point when none is given."""
+def operating_points(tok, num_quantizers: Sequence[int] | None = None,
+                     levels: Sequence[Any] | None = None) -> list[TokenizerCodec]:
+    """The codec's systems to evaluate: one per `num_quantizers` value and per `levels` value (a dict of
+    `set_quantization` keywords, e.g. {"levels": 5, "stages": 2} or {"preset": "1x46656_400bps"}); just
+    the default operating point when none is given. An entropy codec's operating point is its model
+    (one model per lambda): pass several models."""
     points: list[TokenizerCodec] = [TokenizerCodec(tok, num_quantizers=k) for k in (num_quantizers or [])]
     points += [TokenizerCodec(tok, quantization=v if isinstance(v, dict) else {"levels": v}) for v in (levels or [])]
-    points += [TokenizerCodec(tok, quantization={"lmbda": float(v)}) for v in (lambdas or [])]
     return points or [TokenizerCodec(tok)]
 
 
 def point_kinds(tok) -> set[str]:
     """Which operating-point flags a tokenizer can take: "num_quantizers" (more than one supported count,
-    i.e. RVQ), "levels" / "lambdas" (it has `set_quantization`)."""
+    i.e. RVQ), "levels" (it has `set_quantization`)."""
     kinds = set()
     try:
         if len(tok.model.supported_num_quantizers()) > 1:
@@ -161,5 +160,5 @@ def point_kinds(tok) -> set[str]:
     except NotImplementedError:
         pass
     if callable(getattr(tok, "set_quantization", None)):
-        kinds |= {"levels", "lambdas"}
+        kinds.add("levels")
     return kinds

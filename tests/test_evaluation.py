@@ -106,6 +106,70 @@ def test_utmos_needs_an_existing_local_file(tmp_path):
         M.UTMOSPredictor(tmp_path / "w.safetensors")
 
 
+def test_utmos_calls_one_signature_and_does_not_swallow_model_errors(tmp_path, speech):
+    import torch
+    from safetensors.torch import save_file
+
+    class NeedsRate(torch.nn.Module):
+        def forward(self, wave, sampling_rate=None):
+            if sampling_rate is None:
+                raise RuntimeError("shape mismatch inside the model")
+            return torch.tensor(3.5)
+
+    class Mos(torch.nn.Module):
+        def forward(self, wave):
+            return torch.tensor(float(wave.shape[-1]))
+
+    save_file({}, str(tmp_path / "none.safetensors"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # no retry with (wave, sr) hiding the error
+        M.UTMOSPredictor(tmp_path / "none.safetensors", model_factory=NeedsRate)(speech, SR)
+    mos = M.UTMOSPredictor(tmp_path / "none.safetensors", model_factory=Mos)
+    assert mos(speech, 8000) == len(speech) * 2  # called once, as model(wave (1, T)) at 16 kHz
+
+
+def _voiced(seconds, sr=SR):
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * 150 * t) * (1.2 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def test_undefined_metrics_are_nan_not_placeholders(speech):
+    short = speech[SR // 2: SR // 2 + int(0.3 * SR)]
+    assert math.isnan(M.stoi(short, short, SR)) and math.isnan(M.estoi(short, short, SR))  # pystoi: 1e-5
+    tiny = speech[SR // 2: SR // 2 + 100]  # pystoi crashed on this (AxisError)
+    assert math.isnan(M.stoi(tiny, tiny, SR))
+    # long enough, but 0.2 s of speech in 1 s of near-silence: too few frames after silent-frame removal
+    quiet = np.concatenate([_voiced(0.2), np.full(int(0.8 * SR), 1e-6, np.float32)])
+    assert math.isnan(M.stoi(quiet, quiet, SR))
+    silent, noise = np.zeros(SR, np.float32), noisy(speech, 0)[:SR]
+    for fn in (M.mel_distance, M.stft_distance, M.si_sdr, M.stoi):
+        assert math.isnan(fn(silent, noise, SR)), fn.__name__  # mel distance was 4e5
+    with pytest.raises(M.Undefined, match="silent reference"):
+        M.mel_distance.strict(silent, noise, SR)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no librosa "n_fft too large" warning: short clips are padded
+        d = M.mel_distance(tiny, tiny * 0.5, SR)
+    assert 0 < d < 10 and M.mel_distance(tiny, tiny, SR) == 0
+
+
+def test_one_failing_metric_is_nan_with_its_reason_and_the_others_run(speech, monkeypatch):
+    import dataclasses
+
+    def boom(ref, deg, sr, options):
+        raise IndexError("odd clip")
+
+    tiny = speech[SR // 2: SR // 2 + 100]
+    short = M.compute_metrics(tiny, tiny, SR, ["stoi", "mel_distance"])
+    assert set(short.reasons) == {"stoi"} and "shorter" in short.reasons["stoi"] and short["mel_distance"] == 0
+    empty = M.compute_metrics(speech, speech[:0], SR, ["mel_distance", "dnsmos"])
+    assert all(math.isnan(v) for v in empty.values()) and "empty" in empty.reasons["dnsmos_ovrl"]
+    monkeypatch.setitem(M.METRICS, "stoi", dataclasses.replace(M.METRICS["stoi"], compute=boom))
+    out = M.compute_metrics(speech, speech, SR, ["stoi", "si_sdr", "mel_distance"])
+    assert math.isnan(out["stoi"]) and out.reasons == {"stoi": "failed: IndexError: odd clip"}
+    assert out["si_sdr"] > 80 and out["mel_distance"] == 0
+
+
 # ------------------------------------------------------------------------------------ rate
 @pytest.mark.parametrize("k", [1, 3, 6])
 def test_uniform_histogram_costs_k_bits(k):
@@ -281,7 +345,7 @@ def tiny_dir(tmp_path_factory):
     return d
 
 
-def test_tokenizer_operating_points_and_quantization_hook(tiny_dir, speech):
+def test_tokenizer_operating_points(tiny_dir, speech):
     tok = AutoCodecTokenizer.from_pretrained(tiny_dir)
     k3, k6 = operating_points(tok, num_quantizers=[3, 6])
     assert (k3.name, k3.bitrate, k6.bitrate) == ("language-codec@k=3", tok.bitrate_for(3), tok.bitrate_for(6))
@@ -289,12 +353,8 @@ def test_tokenizer_operating_points_and_quantization_hook(tiny_dir, speech):
     assert rt.codes.shape[0] == 3 and rt.bits == rt.codes.shape[1] * 3 * 6 and rt.audio.shape == speech.shape
     with pytest.raises(CodecError, match="no set_quantization"):
         operating_points(tok, levels=[[5, 5]])
-    calls = []
-    tok.set_quantization = lambda **kw: calls.append(kw)
-    (point,) = operating_points(tok, lambdas=[0.01])
-    point.roundtrip(speech)
-    assert point.name == "language-codec@lmbda=0.01" and calls == [{"lmbda": 0.01}] * 2
-    assert isinstance(point, TokenizerCodec)
+    (point,) = operating_points(tok)
+    assert point.name == "language-codec@default" and isinstance(point, TokenizerCodec)
 
 
 def test_fsq_points_and_entropy_codec_bits_come_from_the_codecs(speech):
@@ -336,7 +396,7 @@ def test_several_codecs_each_take_the_operating_points_of_their_kind(tiny_dir, t
 
     def args(codecs, **points):
         return argparse.Namespace(**{"codec": codecs, "device": None, "baselines": [], "num_quantizers": None,
-                                     "levels": None, "lambdas": None, **points})
+                                     "levels": None, **points})
 
     systems = build_systems(args([str(tiny_dir), *ra_dirs], num_quantizers=[3, 6]))
     assert [s.name for s in systems] == ["language-codec@k=3", "language-codec@k=6", "rate-aware@lambda=0.5",
@@ -372,7 +432,7 @@ def _read_csv(path):
 
 @NEEDS_OPUS
 @NEEDS_CODEC2
-def test_evaluate_codec_cli_writes_every_report_and_resumes(tmp_path, tiny_dir):
+def test_evaluate_codec_cli_writes_every_report_and_resumes(tmp_path, tiny_dir, capsys):
     from evaluation.evaluate_codec import main
 
     data = tmp_path / "data"
@@ -408,11 +468,44 @@ def test_evaluate_codec_cli_writes_every_report_and_resumes(tmp_path, tiny_dir):
     before = (out / "per_utterance.csv").read_bytes()
     assert main(argv) == 0  # resumed: nothing recomputed, rows unchanged
     assert (out / "per_utterance.csv").read_bytes() == before
-    with pytest.raises(CodecError, match="no set_quantization"):
-        main(["--codec", str(tiny_dir), "--levels", "5x2", "--data", str(data), "--out", str(tmp_path / "x")])
+    capsys.readouterr()
+    assert main(["--codec", str(tiny_dir), "--levels", "5x2", "--data", str(data), "--out", str(tmp_path / "x")]) == 2
+    assert "evaluate-codec: error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the --lambda path is gone: no codec implemented it
+        main(["--codec", str(tiny_dir), "--lambda", "0.1", "--data", str(data), "--out", str(tmp_path / "x")])
 
 
-def test_evaluate_tts_cli(tmp_path):
+def test_evaluate_codec_means_skip_undefined_values_and_odd_clips_do_not_stop_it(tmp_path, tiny_dir):
+    """The corpus-integrity report's case: a 0.3 s clip scored STOI 1e-5 and halved the mean, a silent
+    reference gave a mel distance of 4e5, a 100-sample clip crashed the run."""
+    import soundfile as sf
+
+    from evaluation.evaluate_codec import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    speak(data / "a_good.wav", "Good morning, how are you today? The sun is shining.")
+    x, sr = sf.read(data / "a_good.wav")
+    sf.write(data / "b_short.wav", x[sr // 2: sr // 2 + int(0.3 * sr)], sr)
+    sf.write(data / "c_100samples.wav", x[sr // 2: sr // 2 + 100], sr)
+    sf.write(data / "d_silent.wav", np.zeros(sr), sr)
+    out = tmp_path / "report"
+    assert main(["--codec", str(tiny_dir), "--data", str(data), "--out", str(out), "--metrics", "stoi",
+                 "mel_distance", "--num-examples", "4"]) == 0
+    rows = {r["id"]: r for r in _read_csv(out / "per_utterance.csv")}
+    assert set(rows) == {"a_good", "b_short", "c_100samples", "d_silent"}
+    assert 0 < float(rows["a_good"]["stoi"]) <= 1 and not rows["a_good"]["note"]
+    assert rows["b_short"]["stoi"] == "nan" and "shorter" in rows["b_short"]["note"]
+    assert rows["d_silent"]["mel_distance"] == "nan" and "silent reference" in rows["d_silent"]["note"]
+    (system,) = json.loads((out / "summary.json").read_text())["systems"]
+    assert system["metrics"]["stoi"]["n"] == 1
+    assert system["metrics"]["stoi"]["mean"] == pytest.approx(float(rows["a_good"]["stoi"]))
+    assert system["metrics"]["mel_distance"]["n"] == 3 and system["metrics"]["mel_distance"]["mean"] < 100
+    assert "(n=1)" in (out / "results.md").read_text()
+    assert (out / "spectrograms" / "c_100samples.png").is_file()
+
+
+def test_evaluate_tts_cli(tmp_path, capsys):
     from evaluation.evaluate_tts import main
 
     gen, ref = tmp_path / "generated", tmp_path / "ref"
@@ -446,5 +539,45 @@ def test_evaluate_tts_cli(tmp_path):
                                                          [good["hypothesis"], wrong["hypothesis"]]))
     assert "WER (corpus) ↓" in (out / "results.md").read_text()
     assert (out / "histograms.png").is_file() and (out / "spectrograms" / "good.png").is_file()
-    with pytest.raises(CodecError, match="manifest not found"):
-        main(["--generated", str(gen), "--reference", str(tmp_path / "none.jsonl"), "--out", str(out)])
+    capsys.readouterr()
+    assert main(["--generated", str(gen), "--reference", str(tmp_path / "none.jsonl"), "--out", str(out)]) == 2
+    assert "manifest not found" in capsys.readouterr().err
+
+
+def test_evaluate_tts_language_extra_keys_and_unreadable_files(tmp_path, monkeypatch):
+    """--language reaches the normaliser and the ASR; `prompt_text` (written by `synthesize`) is ignored;
+    an unreadable generated file is skipped and recorded, the rest scored."""
+    from evaluation import evaluate_tts
+    from evaluation.asr import ASRBackend, get_asr
+
+    class FakeASR(ASRBackend):
+        name = "fake"
+
+        def transcribe(self, audio, sampling_rate):
+            return "I am twenty-five"
+
+    asked = []
+    monkeypatch.setattr(evaluate_tts, "get_asr", lambda spec, language: asked.append(language) or FakeASR())
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    import soundfile as sf
+
+    sf.write(gen / "good.wav", noisy(np.zeros(SR // 2, np.float32) + 0.01, 0), SR)
+    (gen / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    lines = [{"id": "good", "text": "I am 25.", "prompt_text": "Hello there.", "prompt_audio": "p.wav"},
+             {"id": "broken", "text": "Not scored.", "prompt_text": "Hi."}]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    scores = {}
+    for language in ("en", "fr-fr"):
+        out = tmp_path / language
+        assert evaluate_tts.main(["--generated", str(gen), "--reference", str(tmp_path / "m.jsonl"), "--out",
+                                  str(out), "--metrics", "wer", "--language", language, "--num-examples", "2"]) == 0
+        rows = {r["id"]: r for r in _read_csv(out / "per_utterance.csv")}
+        assert set(rows) == {"good"}
+        summary = json.loads((out / "summary.json").read_text())
+        assert list(summary["skipped"]) == ["broken"] and "broken.wav" in summary["skipped"]["broken"]
+        scores[language] = float(rows["good"]["wer"])
+    assert asked == ["en", "fr-fr"]
+    assert scores["en"] == 0 and scores["fr-fr"] > 0  # "25" is spelled out by the English normaliser only
+    with pytest.raises(CodecError, match="English only"):
+        get_asr("whisper", "fr-fr")

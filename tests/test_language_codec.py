@@ -168,6 +168,7 @@ def _official_state_dict(filters=4, strides=(2, 4, 5, 8), latent=15, n_q=8, bins
         sd[p + "gamma"] = torch.full((dim,), 0.5)
     sd["backbone.final_layer_norm.weight"], sd["backbone.final_layer_norm.bias"] = 1 + r(dim) * 0.1, r(dim) * 0.1
     sd["head.out.weight"], sd["head.out.bias"] = r(n_fft + 2, dim) * 0.2, r(n_fft + 2) * 0.1
+    sd["head.istft.window"] = torch.hann_window(n_fft)  # a buffer the authors' strict loader requires
     # keys the converter must drop
     sd["multiperioddisc.discriminators.0.convs.0.weight"] = r(4, 1, 5, 1)
     sd["melspec_loss.mel_spec.spectrogram.window"] = torch.ones(4)
@@ -292,3 +293,16 @@ def test_convert_rejects_unknown_keys_and_missing_files(tmp_path):
         convert_language_codec(tmp_path / "x.ckpt", tmp_path / "out")
     with pytest.raises(CodecError, match="not found"):
         convert_language_codec(tmp_path / "missing.ckpt", tmp_path / "out")
+
+
+def test_convert_checks_the_istft_window_and_drops_it(tmp_path):
+    from tokenizer import CodecError
+
+    sd = _official_state_dict()
+    for bad in (torch.hann_window(1280, periodic=False), torch.hann_window(1024), torch.ones(1280)):
+        torch.save({"state_dict": {**sd, "head.istft.window": bad}}, tmp_path / "x.ckpt")
+        with pytest.raises(CodecError, match="head.istft.window"):
+            convert_language_codec(tmp_path / "x.ckpt", tmp_path / "out")
+    torch.save({"state_dict": sd}, tmp_path / "ok.ckpt")
+    tok = AutoCodecTokenizer.from_pretrained(convert_language_codec(tmp_path / "ok.ckpt", tmp_path / "ok"))
+    assert "head.istft.window" not in tok.model.state_dict()

@@ -38,13 +38,13 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoints import load_state_dict, save_converted
+from ...checkpoints import copy_weight_norm, load_state_dict, save_converted
+from ...cli import run_cli
 from ...errors import CodecError
 from .configuration_stable_codec import QUANTIZATION_PRESETS, StableCodecConfig
 from .modeling_stable_codec import StableCodecModel
 
 
-_WN = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1", "bias": "bias"}
 _BLOCK = {
     "pre_norm.gamma": "pre_norm.weight", "pre_norm.beta": "pre_norm.bias",
     "self_attn.to_qkv.weight": "attn.to_qkv.weight", "self_attn.to_out.weight": "attn.to_out.weight",
@@ -114,10 +114,7 @@ def convert_state_dict(sd: dict[str, torch.Tensor], config: StableCodecConfig) -
     used: set[str] = set()
 
     def conv(src: str, dst: str) -> None:
-        for suffix, ours in _WN.items():
-            if src + suffix in sd:
-                out[f"{dst}.conv.{ours}"] = sd[src + suffix]
-                used.add(src + suffix)
+        used.update(copy_weight_norm(sd, src, f"{dst}.conv", out))
 
     def blocks(src: str, dst: str) -> None:
         idx = sorted({int(m.group(1)) for k in sd if (m := re.match(re.escape(src) + r"(\d+)\.", k))})
@@ -175,7 +172,11 @@ def convert_stable_codec(official_dir: str | Path, output_dir: str | Path, train
         cfg = json.loads((official_dir / "model_config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CodecError(f"cannot read {official_dir / 'model_config.json'}: {exc}") from exc
-    config = config_from_official(cfg, train_levels)
+    try:
+        config = config_from_official(cfg, train_levels)
+    except (KeyError, TypeError, AttributeError) as exc:  # a field of the official schema is absent or mistyped
+        raise CodecError(f"{official_dir / 'model_config.json'} is not a stable-audio-tools TAAE config: "
+                         f"{type(exc).__name__} {exc}") from exc
     if quantization is not None:
         config.set_quantization(preset=quantization)
     sd = _strip_prefix(load_state_dict(_checkpoint_file(official_dir)))
@@ -185,7 +186,11 @@ def convert_stable_codec(official_dir: str | Path, output_dir: str | Path, train
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    return run_cli("convert-stable-codec", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(prog="convert-stable-codec", description=__doc__.split("\n\n")[0])
     parser.add_argument("official_dir", help="directory with model_config.json and model.safetensors (or .ckpt)")
     parser.add_argument("output_dir")
     parser.add_argument("--train-levels", default="17,9,5",
