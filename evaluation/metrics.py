@@ -47,7 +47,9 @@ import numpy as np
 
 from tokenizer.audio import resample
 from tokenizer.errors import CodecError
+
 from .deps import require
+from .speaker import get_speaker_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -272,8 +274,6 @@ def vuv_f1(reference: np.ndarray, degraded: np.ndarray, sampling_rate: int) -> f
 def speaker_similarity(reference: np.ndarray, degraded: np.ndarray, sampling_rate: int,
                        backend: str = "resemblyzer") -> float:
     """Cosine similarity of speaker embeddings of the two signals (backend: see `speaker.py`), in [-1, 1]."""
-    from .speaker import get_speaker_encoder
-
     return get_speaker_encoder(backend).similarity(reference, degraded, sampling_rate)
 
 
