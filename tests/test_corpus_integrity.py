@@ -367,3 +367,18 @@ def test_audio_held_is_bounded_by_batch_seconds_not_shard_size(tmp_path, codec_d
     assert main(["libritts", "--codec", str(codec_dir), "--root", str(root), "--out", str(big), "--no-phonemes",
                  "--shard-size", "12", "--batch-seconds", "100", "--num-workers", "0"]) == 0
     assert _shard_bytes(small) == _shard_bytes(big)
+
+
+def test_corpus_columns_never_override_computed_fields_and_keep_one_type(tmp_path, codec_dir, monkeypatch):
+    manifest = _folder(tmp_path / "cols", [{"text": "a", "duration": 99.0, "num_frames": "10", "snr": 1, "tag": "x"},
+                                           {"text": "b", "snr": 2.5, "tag": "y"},
+                                           {"text": "c", "tag": "z"}])
+    out = tmp_path / "c"
+    assert main(["folder", "--codec", str(codec_dir), "--root", str(manifest), "--out", str(out),
+                 "--num-workers", "0", "--no-phonemes"]) == 0
+    records = {s["id"]: s["record"] for s in TokenShardDataset(out)}
+    assert [round(records[u]["duration"], 3) for u in ("u0", "u1", "u2")] == [0.25] * 3
+    assert records["u0"]["num_frames"] == 100  # 0.25 s at 400 frames/s, not the column's "10"
+    assert [records[u]["snr"] for u in ("u0", "u1", "u2")] == ["1", "2.5", ""]  # missing somewhere: text
+    assert [records[u]["tag"] for u in ("u0", "u1", "u2")] == ["x", "y", "z"]
+    assert read_manifest(out)["counts"]["seconds"] == pytest.approx(0.75)
