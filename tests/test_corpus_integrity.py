@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import data_prep.cli as cli
-from data_prep.cli import main
+import data_prep.tokenize_corpus as cli
+from data_prep.tokenize_corpus import main
 from data_prep.dataset import TokenShardDataset
 from data_prep.errors import CorpusError
 from data_prep.shards import ShardWriter, read_manifest, shard_paths

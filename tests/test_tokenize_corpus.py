@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.cli import main
+from data_prep.tokenize_corpus import main
 from data_prep.dataset import TokenShardDataset, collate_codes
 from data_prep.shards import read_manifest, shard_paths
 from tokenizer import AutoCodecConfig, AutoCodecTokenizer, CodecError
@@ -151,7 +151,7 @@ def test_two_processes_equal_one(corpus, codec_dir, tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "data_prep.cli", "libritts",
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "data_prep.tokenize_corpus", "libritts",
          "--codec", str(codec_dir), "--root", str(root), "--out", str(two), "--shard-size", "4",
          "--batch-seconds", "2", "--num-workers", "0", "--no-phonemes"],
         capture_output=True, text=True, env=env, timeout=300,

@@ -2,7 +2,7 @@
 
     tokenize-corpus libritts --codec language-codec                       # built-in sample corpus
     tokenize-corpus libritts --codec language-codec --root /data/LibriTTS --subsets train-clean-100,dev-clean
-    torchrun --nproc_per_node 2 -m data_prep.cli librispeech --codec DIR --root /data/LibriSpeech --out tok/
+    torchrun --nproc_per_node 2 -m data_prep.tokenize_corpus librispeech --codec DIR --root /data/LibriSpeech --out tok/
 
 Pipeline: list the corpus (sorted ids) -> drop repeated ids (the first is kept) -> normalise text and
 phonemize everything up front (the phoneme vocabulary must be the same for every shard, rank and
