@@ -216,7 +216,8 @@ def fingerprint(values: dict[str, Any]) -> str:
 
 def identity_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
     """``key=old vs new`` for every key whose value differs between two identities, sorted by key."""
-    old, new = old or {}, new or {}
+    # Compared as stored in JSON (a tuple comes back from a sidecar as a list, numpy numbers as numbers).
+    old, new = (json.loads(json.dumps(d or {}, default=_json_default)) for d in (old, new))
     return [f"{k}: {old.get(k)!r} vs {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
@@ -561,8 +562,8 @@ def write_manifest(out_dir: str | os.PathLike, codec_info: dict, corpus_info: di
     if identity is not None and identity_differences(shard_identity, identity):
         raise CorpusError(f"{out}: the shards were written with other settings than given "
                           f"({'; '.join(identity_differences(shard_identity, identity))}; shards vs given)")
-    claims = [f"{k}: {shard_identity[k]!r} vs {v!r}" for k, v in codec_info.items()
-              if k in shard_identity and shard_identity[k] != v]
+    shared = [k for k in codec_info if k in shard_identity]
+    claims = identity_differences({k: shard_identity[k] for k in shared}, {k: codec_info[k] for k in shared})
     if claims:
         raise CorpusError(f"{out}: codec_info disagrees with the shards ({'; '.join(claims)}; shards vs codec_info)")
     phonemes = {i.has_phonemes for i in infos} - {None}

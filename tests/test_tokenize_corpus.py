@@ -197,6 +197,7 @@ def test_post_hoc_quantization_is_recorded_in_the_manifest(corpus, tmp_path, cap
     assert (m["codec"]["fsq_levels"], m["codec"]["fsq_stages"], m["codec"]["num_quantizers"]) == (5, 2, 2)
     assert m["codec"]["codebook_size"] == 5 ** tok.config.latent_dim
     assert m["codec"]["bitrate"] == tok.frame_rate * 2 * math.ceil(math.log2(5 ** tok.config.latent_dim))
+    assert _run(corpus, codec, out, "--no-phonemes", "--quantization", "levels=5,stages=2") == 0  # resumes as is
     sample = next(iter(TokenShardDataset(out)))
     assert sample["codes"].shape[0] == 2 and int(sample["codes"].max()) < 5 ** tok.config.latent_dim
     root = corpus[0]
