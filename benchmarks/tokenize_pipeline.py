@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from data_prep.cli import _batches, main as tokenize_corpus
+from data_prep.tokenize_corpus import _batches, main as tokenize_corpus
 from tokenizer import AutoCodecTokenizer
 from tokenizer.audio import load_mono
 

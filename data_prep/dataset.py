@@ -4,10 +4,11 @@
 
     {"id": str, "codes": LongTensor (K, F), "phoneme_ids": LongTensor (P,) or None, "record": dict}
 
-and ``collate_codes`` pads a list of them into a batch. ``DurationBucketBatcher`` groups utterances of
+and ``collate_codes`` pads a list of them into a batch (``codes``, ``lengths``, ``mask`` as in
+``tokenizer.CodecEncoding``; ``phoneme_ids``, ``phoneme_lengths``, ``phoneme_mask``). ``DurationBucketBatcher`` groups utterances of
 similar length into batches bounded by padded frames; use it with ``DataLoader(batch_size=None)``::
 
-    ds = TokenShardDataset("out/", codec=codec, shuffle=True, max_frames=1500)
+    ds = TokenShardDataset("out/", codec=tok, shuffle=True, max_frames=1500)   # verify=True: sha256 too
     batches = DurationBucketBatcher(ds, max_frames_per_batch=20_000)
     loader = DataLoader(batches, batch_size=None, num_workers=2, collate_fn=collate_codes)
 
@@ -20,18 +21,26 @@ The same shards load with Hugging Face ``datasets`` (offline, local files)::
 
 Columns: ``codes.npy`` (list of K lists of F uint codes), ``json`` (the record as a struct), ``phonemes.npy``
 (list of int32, when the corpus has phoneme ids), ``__key__`` (tar key) and ``__url__`` (shard path).
-``datasets`` infers the column types from the first 5 samples of the first shard, so record fields must
-keep one type across the corpus (a field that is null in those 5 and a string later fails to load).
+``datasets`` infers the column types from the first samples, so the writer keeps every record field of
+one type across the corpus (``""`` rather than null for a missing text).
+
+Checks: the reader compares every shard's size with the manifest when it is built (a partial copy or a
+truncated shard is a ``CorpusError`` naming it), counts the samples of each shard as it reads them,
+and with ``verify=True`` also checks every shard's sha256 up front. ``codec=`` checks the codec's
+identity (``config_hash`` and ``weights_digest``), rates and codebook size, and accepts any quantizer
+count the codec supports.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import io
 import json
 import math
 import os
 import random
+import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,7 +54,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from data_prep.errors import CorpusError
 from data_prep.shards import read_manifest
 
-CODEC_FIELDS = ("sampling_rate", "frame_rate", "codebook_size", "num_quantizers", "config_hash")
+CODEC_FIELDS = ("sampling_rate", "frame_rate", "codebook_size", "config_hash", "weights_digest")
 
 
 def _codec_field(codec: Any, name: str) -> Any:
@@ -56,16 +65,38 @@ def _codec_field(codec: Any, name: str) -> Any:
     return value() if callable(value) else value
 
 
-def check_codec(manifest: dict, codec: Any, where: str | os.PathLike = "manifest") -> None:
-    """Raise CorpusError naming the first of ``CODEC_FIELDS`` where ``codec`` and the manifest disagree.
+def _supported_num_quantizers(codec: Any) -> list[int]:
+    """The quantizer counts ``codec`` can decode: a tokenizer's model's ``supported_num_quantizers()``,
+    a dict's ``supported_num_quantizers`` list, else just its ``num_quantizers``."""
+    if isinstance(codec, Mapping):
+        if "supported_num_quantizers" in codec:
+            return list(codec["supported_num_quantizers"])
+    else:
+        for owner in (codec, getattr(codec, "model", None)):
+            supported = getattr(owner, "supported_num_quantizers", None)
+            if callable(supported):
+                return list(supported())
+    return [_codec_field(codec, "num_quantizers")]
 
-    codec: an object with those attributes (``config_hash`` may be a method) or a dict with those keys.
+
+def check_codec(manifest: dict, codec: Any, where: str | os.PathLike = "manifest") -> None:
+    """Raise CorpusError naming the first of ``CODEC_FIELDS`` where ``codec`` and the manifest disagree,
+    or a manifest quantizer count the codec does not support.
+
+    codec: a ``CodecTokenizer``, an object with those attributes (``config_hash`` may be a method), or a
+    dict with those keys (such as ``tok.codec_info()``).
     """
+    codec_part = manifest.get("codec")
+    if not isinstance(codec_part, dict):
+        raise CorpusError(f"{where} has no 'codec' section")
     for name in CODEC_FIELDS:
-        ours, theirs = _codec_field(codec, name), manifest["codec"].get(name)
+        ours, theirs = _codec_field(codec, name), codec_part.get(name)
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ours, theirs))
         if not (ours == theirs or (name == "frame_rate" and numbers and math.isclose(ours, theirs, rel_tol=1e-9))):
             raise CorpusError(f"codec mismatch in {name}: {where} has {theirs!r}, the codec has {ours!r}")
+    k, supported = codec_part.get("num_quantizers"), _supported_num_quantizers(codec)
+    if k not in supported:
+        raise CorpusError(f"codec mismatch in num_quantizers: {where} has {k!r}, the codec supports {supported}")
 
 
 def _rank_and_world_size() -> tuple[int, int]:
@@ -75,27 +106,45 @@ def _rank_and_world_size() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _read_shard(path: Path) -> Iterator[dict]:
-    """Decode the samples of one tar shard, in order; webdataset does the tar reading and key grouping."""
-    with open(path, "rb") as stream:
-        for sample in group_by_keys(tar_file_expander([{"url": str(path), "stream": stream}])):
-            try:
-                record = json.loads(sample["json"])
-                utt_id = record["id"]
-                codes = np.lib.format.read_array(io.BytesIO(sample["codes.npy"]), allow_pickle=False)
-                phonemes = sample.get("phonemes.npy")
-                if phonemes is not None:
-                    phonemes = torch.from_numpy(
-                        np.lib.format.read_array(io.BytesIO(phonemes), allow_pickle=False).astype(np.int64)
-                    )
-            except (KeyError, ValueError) as exc:
-                raise CorpusError(f"{path}: sample {sample.get('__key__')!r} is damaged ({exc!r})") from None
-            yield {
-                "id": utt_id,
-                "codes": torch.from_numpy(codes.astype(np.int64)),
-                "phoneme_ids": phonemes,
-                "record": record,
-            }
+def _read_shard(path: Path, expected: int | None = None) -> Iterator[dict]:
+    """Decode the samples of one tar shard, in order; webdataset does the tar reading and key grouping.
+
+    expected: the manifest's sample count; a shard that holds another number is a CorpusError.
+    """
+    count = 0
+    try:
+        with open(path, "rb") as stream:
+            for sample in group_by_keys(tar_file_expander([{"url": str(path), "stream": stream}])):
+                count += 1
+                yield _decode_sample(path, sample)
+    except (tarfile.TarError, OSError, ValueError) as exc:  # webdataset wraps some tar errors in ValueError
+        if isinstance(exc, CorpusError):
+            raise
+        raise CorpusError(f"{path}: damaged shard after {count} samples ({exc}); re-copy or re-tokenize it") from None
+    if expected is not None and count != expected:
+        raise CorpusError(f"{path} holds {count} samples, the manifest says {expected}: the shard is damaged or "
+                          "from another run; re-copy or re-tokenize it")
+
+
+def _decode_sample(path: Path, sample: dict) -> dict:
+    """One grouped tar sample -> the dataset's dict; CorpusError naming the shard and key if damaged."""
+    try:
+        record = json.loads(sample["json"])
+        utt_id = record["id"]
+        codes = np.lib.format.read_array(io.BytesIO(sample["codes.npy"]), allow_pickle=False)
+        phonemes = sample.get("phonemes.npy")
+        if phonemes is not None:
+            phonemes = torch.from_numpy(
+                np.lib.format.read_array(io.BytesIO(phonemes), allow_pickle=False).astype(np.int64)
+            )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorpusError(f"{path}: sample {sample.get('__key__')!r} is damaged ({exc!r})") from None
+    return {
+        "id": utt_id,
+        "codes": torch.from_numpy(codes.astype(np.int64)),
+        "phoneme_ids": phonemes,
+        "record": record,
+    }
 
 
 class TokenShardDataset(IterableDataset):
@@ -107,6 +156,10 @@ class TokenShardDataset(IterableDataset):
     seeded by ``seed`` and ``set_epoch``) and samples are shuffled within a buffer of ``buffer_size``.
     ``max_frames`` drops utterances longer than that many frames. ``set_epoch`` reaches the workers
     only when they are restarted per epoch (``persistent_workers=False``, the default).
+
+    Every shard's size is checked against the manifest here, and its sample count while it is read;
+    ``verify=True`` also checks every shard's sha256 here (reads the whole corpus once). A mismatch is a
+    CorpusError naming the shard. ``codec``: see ``check_codec``.
     """
 
     def __init__(
@@ -117,16 +170,33 @@ class TokenShardDataset(IterableDataset):
         seed: int = 0,
         max_frames: int | None = None,
         buffer_size: int = 1000,
+        verify: bool = False,
     ):
         super().__init__()
         self.shard_dir = Path(shard_dir)
         self.manifest = read_manifest(self.shard_dir)
+        where = self.shard_dir / "manifest.json"
         if codec is not None:
-            check_codec(self.manifest, codec, self.shard_dir / "manifest.json")
-        self.shards = [self.shard_dir / s["name"] for s in self.manifest["shards"] if s["num_samples"] > 0]
-        missing = [str(p) for p in self.shards if not p.is_file()]
+            check_codec(self.manifest, codec, where)
+        try:
+            listed = [(self.shard_dir / s["name"], int(s["num_samples"]), int(s["bytes"]), s["sha256"])
+                      for s in self.manifest["shards"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorpusError(f"{where}: malformed shard list ({exc!r})") from None
+        missing = [str(p) for p, *_ in listed if not p.is_file()]
         if missing:
             raise CorpusError(f"{len(missing)} shards listed in the manifest are missing: {missing[:3]}")
+        for path, _, size, sha256 in listed:
+            if path.stat().st_size != size:
+                raise CorpusError(f"{path} has {path.stat().st_size} bytes, the manifest says {size}: the shard is "
+                                  "truncated or from another run; re-copy or re-tokenize it")
+            if verify:
+                with open(path, "rb") as f:
+                    if hashlib.file_digest(f, "sha256").hexdigest() != sha256:
+                        raise CorpusError(f"{path}: sha256 differs from the manifest's: the shard is damaged; "
+                                          "re-copy or re-tokenize it")
+        self.shards = [p for p, n, _, _ in listed if n > 0]
+        self._expected = {p: n for p, n, _, _ in listed}
         self.shuffle, self.seed, self.max_frames, self.buffer_size = shuffle, seed, max_frames, buffer_size
         self.epoch = 0
 
@@ -146,7 +216,7 @@ class TokenShardDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         shards, slot = self._my_shards()
-        samples: Iterator[dict] = (sample for path in shards for sample in _read_shard(path))
+        samples: Iterator[dict] = (sample for path in shards for sample in _read_shard(path, self._expected[path]))
         if self.max_frames is not None:
             samples = (s for s in samples if s["codes"].shape[-1] <= self.max_frames)
         if self.shuffle:
@@ -166,27 +236,30 @@ def _pad_stack(tensors: list[torch.Tensor], pad: int) -> tuple[torch.Tensor, tor
 def collate_codes(samples: list[dict], pad_code: int = 0, pad_phoneme: int = 0) -> dict:
     """Pad samples of ``TokenShardDataset`` into a batch.
 
-    Returns ``codes`` LongTensor (B, K, F_max) padded with ``pad_code``, ``code_lengths`` (B,) frames,
-    ``code_mask`` bool (B, F_max) True on real frames, ``phoneme_ids`` (B, P_max) padded with
-    ``pad_phoneme`` and ``phoneme_lengths`` (B,) (both None when the samples have no phoneme ids),
-    ``ids`` and ``records`` (lists of B).
+    Returns ``codes`` LongTensor (B, K, F_max) padded with ``pad_code``, ``lengths`` (B,) frames,
+    ``mask`` bool (B, F_max) True on real frames (the names of ``tokenizer.CodecEncoding``),
+    ``phoneme_ids`` (B, P_max) padded with ``pad_phoneme``, ``phoneme_lengths`` (B,) and
+    ``phoneme_mask`` bool (B, P_max) (all three None when the samples have no phoneme ids), ``ids``
+    and ``records`` (lists of B).
     """
     if not samples:
         raise ValueError("collate_codes needs at least one sample")
-    codes, code_lengths = _pad_stack([s["codes"] for s in samples], pad_code)
+    codes, lengths = _pad_stack([s["codes"] for s in samples], pad_code)
     phonemes = [s["phoneme_ids"] for s in samples]
     if all(p is None for p in phonemes):
-        phoneme_ids = phoneme_lengths = None
+        phoneme_ids = phoneme_lengths = phoneme_mask = None
     elif any(p is None for p in phonemes):
         raise CorpusError("some samples of the batch have phoneme ids and some do not")
     else:
         phoneme_ids, phoneme_lengths = _pad_stack(phonemes, pad_phoneme)
+        phoneme_mask = torch.arange(phoneme_ids.shape[-1]) < phoneme_lengths[:, None]
     return {
         "codes": codes,
-        "code_lengths": code_lengths,
-        "code_mask": torch.arange(codes.shape[-1]) < code_lengths[:, None],
+        "lengths": lengths,
+        "mask": torch.arange(codes.shape[-1]) < lengths[:, None],
         "phoneme_ids": phoneme_ids,
         "phoneme_lengths": phoneme_lengths,
+        "phoneme_mask": phoneme_mask,
         "ids": [s["id"] for s in samples],
         "records": [s["record"] for s in samples],
     }

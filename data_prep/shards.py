@@ -1,6 +1,6 @@
 """Token shards: the on-disk format of a tokenized corpus, its writer and its manifest.
 
-Format (``FORMAT_VERSION = 1``)
+Format (``FORMAT_VERSION = 2``)
 -------------------------------
 An output directory holds webdataset tar shards plus a few JSON files::
 
@@ -24,7 +24,8 @@ sample are written in sorted order):
 - ``<key>.json``         the record: ``id`` (the real utterance id), ``speaker``, ``text``,
   ``normalized_text``, ``phonemes``, ``language``, ``duration`` (seconds), ``num_frames``,
   ``num_samples`` (audio samples at the codec's sampling rate), then any extra keys. Missing standard
-  keys are stored as null so every record has the same keys.
+  text keys are stored as ``""`` (``num_samples`` as null) so every record has the same keys, each of
+  one type across the corpus (``datasets`` infers one schema from the first samples).
 - ``<key>.phonemes.npy`` optional phoneme ids, int32 ``(P,)``. Either every sample of a corpus has it or
   none does (``datasets`` infers one schema for all samples).
 
@@ -37,16 +38,35 @@ twice gives byte-identical shards and the same sha256.
 
 ``manifest.json``::
 
-    {"format_version": 1,
-     "codec": {"name", "model_type", "config_hash", "sampling_rate", "frame_rate", "num_quantizers",
-               "codebook_size", "bitrate", ...extra codec settings},
+    {"format_version": 2,
+     "codec": {"name", "model_type", "config_hash", "weights_digest", "sampling_rate", "frame_rate",
+               "num_quantizers", "codebook_size", "bitrate", ...extra codec settings},
+     "identity": {...},       # the settings every shard was written with (see Resuming)
      "corpus": {"name", "root", "subsets", ...},
      "codes_dtype": "uint16", "has_phonemes": true,
      "counts": {"utterances", "skipped", "seconds", "frames"},
      "shards": [{"name", "num_samples", "sha256", "bytes", "seconds", "frames"}, ...]}   # sorted by name
 
+Version 1 (before the codec's weights digest was recorded) is refused with a message: re-tokenize.
+
 Resuming
 --------
+**A finished shard is reused only when everything that decided its content is the same.** That is:
+
+- the planned utterance ids (``ids_hash``: the corpus listing and ``shard_size``);
+- the *identity* of the run, a flat dict the caller passes to ``ShardWriter`` and ``completed_shards``
+  and that every sidecar records: for ``tokenize-corpus`` the codec (``model_type``, ``config_hash``,
+  ``weights_digest``), the quantizer count and any post-hoc quantization settings, the ``--language``
+  override, the text normaliser's version and a hash of the phoneme vocabulary;
+- the shard's ``content_hash`` (``ShardPlan.content_hash``, from per-utterance fingerprints given to
+  ``plan_shards``): for ``tokenize-corpus`` the text, normalised text, language, speaker and phoneme
+  string of each planned utterance, so an edited transcript or another espeak-ng version is noticed.
+
+A finished shard that differs in any of them is refused with a ``CorpusError`` naming what differs
+(never mixed with new shards, never relabelled by the manifest): re-run with the original settings, or
+into a fresh output directory. Audio files are identified by their utterance id only: replacing an
+audio file under a finished shard is not noticed.
+
 A shard is finished when both ``shard-X.tar`` and its sidecar ``shard-X.tar.json`` exist and agree.
 The tar is written to ``shard-X.tar.tmp`` and renamed when its last planned utterance has been written
 or skipped; the sidecar (sha256, size, counts, skipped utterances, a hash of the planned ids) is written
@@ -54,13 +74,13 @@ atomically after the rename. ``completed_shards`` reads the sidecars, verifies t
 what a killed run left behind, so a rerun only redoes unfinished shards::
 
     plans = plan_shards(ids, shard_size, rank, world_size)
-    done = completed_shards(out_dir, plans, config_hash=codec_info["config_hash"])
+    done = completed_shards(out_dir, plans, identity=identity)
     todo = [plan for plan in plans if plan.name not in done]
-    with ShardWriter(out_dir, todo, codebook_size=1024, config_hash=codec_info["config_hash"]) as w:
+    with ShardWriter(out_dir, todo, codebook_size=1024, identity=identity) as w:
         for plan in todo:
             for utt_id in plan.ids:          # in this order; batching across shards is fine
                 ...                          # w.write(record, codes, phoneme_ids) or w.skip(id, path, why)
-    write_manifest(out_dir, codec_info, corpus_info)   # once, after every rank has finished
+    write_manifest(out_dir, codec_info, corpus_info, identity=identity)   # once, after every rank finished
 """
 
 from __future__ import annotations
@@ -81,12 +101,13 @@ from webdataset.writer import TarWriter
 
 from data_prep.errors import CorpusError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 SKIPPED_NAME = "skipped.jsonl"
 RECORD_KEYS = ("speaker", "text", "normalized_text", "phonemes", "language", "num_samples")
+_TEXT_RECORD_KEYS = ("speaker", "text", "normalized_text", "phonemes", "language")
 CODEC_KEYS = (
-    "name", "model_type", "config_hash", "sampling_rate", "frame_rate",
+    "name", "model_type", "config_hash", "weights_digest", "sampling_rate", "frame_rate",
     "num_quantizers", "codebook_size", "bitrate",
 )  # fmt: skip
 
@@ -125,6 +146,7 @@ class ShardPlan:
     index: int
     num_shards: int
     ids: tuple[str, ...]
+    content_hash: str | None = None
 
     @property
     def ids_hash(self) -> str:
@@ -146,21 +168,29 @@ class ShardInfo:
     frames: int
     ids_hash: str
     codebook_size: int
-    config_hash: str | None
+    identity: dict[str, Any] | None  # the run's settings that decided this shard's content
+    content_hash: str | None  # of the planned utterances' fingerprints (see ``plan_shards``)
     has_phonemes: bool | None  # None when every utterance of the shard was skipped
     skipped: list[dict[str, str]] = field(default_factory=list)
 
 
-def plan_shards(utterance_ids: list[str], shard_size: int, rank: int = 0, world_size: int = 1) -> list[ShardPlan]:
+def plan_shards(utterance_ids: list[str], shard_size: int, rank: int = 0, world_size: int = 1,
+                fingerprints: dict[str, str] | None = None) -> list[ShardPlan]:
     """Split the sorted ids into blocks of ``shard_size``; rank ``r`` gets blocks with index % world_size == r.
 
     Shard names and contents depend only on the ids and ``shard_size``, never on ``world_size``.
+    fingerprints: optional ``{id: str}`` of whatever decides an utterance's record (its text...); each
+    plan's ``content_hash`` hashes those of its ids, and a resume refuses a finished shard whose
+    fingerprints changed. Raises CorpusError for repeated ids (drop duplicates before planning).
     """
     if shard_size < 1:
         raise CorpusError(f"shard_size must be >= 1, got {shard_size}")
     if world_size < 1 or not 0 <= rank < world_size:
         raise CorpusError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
     ids = sorted(utterance_ids)
+    repeated = [a for a, b in zip(ids, ids[1:]) if a == b]
+    if repeated:
+        raise CorpusError(f"utterance id {repeated[0]!r} is listed more than once ({len(repeated)} repeats)")
     seen: dict[str, str] = {}
     for utt_id in ids:
         key = sample_key(utt_id)
@@ -168,10 +198,27 @@ def plan_shards(utterance_ids: list[str], shard_size: int, rank: int = 0, world_
             raise CorpusError(f"utterance ids {seen[key]!r} and {utt_id!r} both map to the tar key {key!r}")
         seen[key] = utt_id
     num_shards = -(-len(ids) // shard_size)
-    return [
-        ShardPlan(shard_name(i), i, num_shards, tuple(ids[i * shard_size : (i + 1) * shard_size]))
-        for i in range(rank, num_shards, world_size)
-    ]
+    plans = []
+    for i in range(rank, num_shards, world_size):
+        block = tuple(ids[i * shard_size : (i + 1) * shard_size])
+        content = None
+        if fingerprints is not None:
+            content = hashlib.sha256("\n".join(f"{u}\t{fingerprints[u]}" for u in block).encode("utf-8")).hexdigest()
+        plans.append(ShardPlan(shard_name(i), i, num_shards, block, content))
+    return plans
+
+
+def fingerprint(values: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able dict (sorted keys), for ``plan_shards(fingerprints=...)``."""
+    text = json.dumps(values, ensure_ascii=False, sort_keys=True, default=_json_default)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def identity_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
+    """``key=old vs new`` for every key whose value differs between two identities, sorted by key."""
+    # Compared as stored in JSON (a tuple comes back from a sidecar as a list, numpy numbers as numbers).
+    old, new = (json.loads(json.dumps(d or {}, default=_json_default)) for d in (old, new))
+    return [f"{k}: {old.get(k)!r} vs {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
 def _sha256(path: Path) -> str:
@@ -181,11 +228,15 @@ def _sha256(path: Path) -> str:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or Ctrl-C leaves no half-written .tmp behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -220,13 +271,14 @@ class ShardWriter:
     """
 
     def __init__(
-        self, out_dir: str | os.PathLike, plans: list[ShardPlan], codebook_size: int, config_hash: str | None = None
+        self, out_dir: str | os.PathLike, plans: list[ShardPlan], codebook_size: int,
+        identity: dict[str, Any] | None = None,
     ):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.codebook_size = int(codebook_size)
         self.dtype = codes_dtype(self.codebook_size)
-        self.config_hash = config_hash
+        self.identity = dict(identity) if identity is not None else None
         self._plans = list(plans)
         self._next_plan = 0
         self._plan: ShardPlan | None = None
@@ -291,7 +343,9 @@ class ShardWriter:
             raise CorpusError(f"{utt_id}: record needs a numeric 'duration' in seconds, got {record.get('duration')!r}")
         if record.get("num_frames") not in (None, codes.shape[1]):
             raise CorpusError(f"{utt_id}: record says num_frames={record['num_frames']}, codes have {codes.shape[1]}")
-        full = {"id": utt_id, **{k: None for k in RECORD_KEYS}, **record, "duration": duration}
+        defaults = {k: "" if k in _TEXT_RECORD_KEYS else None for k in RECORD_KEYS}
+        full = {"id": utt_id, **defaults, **{k: v for k, v in record.items() if v is not None or k not in defaults},
+                "duration": duration}
         full["num_frames"] = int(codes.shape[1])
         sample["json"] = json.dumps(full, ensure_ascii=False, sort_keys=True, default=_json_default).encode("utf-8")
         sample["codes.npy"] = _npy_bytes(codes.astype(self.dtype))
@@ -345,7 +399,7 @@ class ShardWriter:
         self._info = ShardInfo(
             name=plan.name, index=plan.index, num_shards=plan.num_shards, num_samples=0, sha256="", bytes=0,
             seconds=0.0, frames=0, ids_hash=plan.ids_hash, codebook_size=self.codebook_size,
-            config_hash=self.config_hash, has_phonemes=None,
+            identity=self.identity, content_hash=plan.content_hash, has_phonemes=None,
         )  # fmt: skip
 
     def _advance(self) -> None:
@@ -376,20 +430,32 @@ class ShardWriter:
         self._plan = self._tar = self._file = self._info = None
 
 
+def _old_format(what: Path, version: Any) -> CorpusError:
+    return CorpusError(
+        f"{what} is token shard format {version}, this version reads and writes format {FORMAT_VERSION} "
+        "(it records the codec's weights digest): re-run tokenize-corpus into a fresh --out"
+    )
+
+
 def _read_sidecar(path: Path) -> ShardInfo | None:
+    """The sidecar's ShardInfo; None when unreadable (an unfinished shard); CorpusError for an old format."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.pop("format_version", None) != FORMAT_VERSION:
-            return None
-        return ShardInfo(**data)
-    except (OSError, ValueError, TypeError):
+        version = data.pop("format_version", None)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(version, int) and version != FORMAT_VERSION:
+        raise _old_format(path, version)
+    try:
+        return ShardInfo(**data) if version == FORMAT_VERSION else None
+    except TypeError:
         return None
 
 
 def completed_shards(
     out_dir: str | os.PathLike,
     plans: list[ShardPlan] | None = None,
-    config_hash: str | None = None,
+    identity: dict[str, Any] | None = None,
     check_sha256: bool = True,
 ) -> dict[str, ShardInfo]:
     """Finished shards in ``out_dir`` by name, after cleaning up what a killed run left.
@@ -399,7 +465,9 @@ def completed_shards(
     tar without sidecar (killed between rename and sidecar) and a tar whose size or sha256 disagrees with
     its sidecar are deleted: those shards are not finished and will be rewritten.
     Raises CorpusError when a finished shard was planned from other ids (another ``shard_size`` or
-    subset) or written with another codec (``config_hash``): mixing them would corrupt the corpus.
+    subset), from utterances whose fingerprints changed (``content_hash``), or written with another
+    ``identity`` (codec, quantizers, language...): mixing them would corrupt the corpus. The message
+    names what differs. Raises CorpusError for a sidecar of an older format version.
     """
     out = Path(out_dir)
     if not out.is_dir():
@@ -431,25 +499,36 @@ def completed_shards(
                 f"{tar} holds other utterances than planned now (another shard_size or subset?); "
                 "use a fresh output directory"
             )
-        if config_hash is not None and info.config_hash is not None and info.config_hash != config_hash:
+        if identity is not None:
+            differ = identity_differences(info.identity, identity)
+            if differ:
+                raise CorpusError(
+                    f"{tar} was written with other settings than this run ({'; '.join(differ)}; finished vs now): "
+                    "a finished shard is reused only when everything that decided its content is the same; "
+                    "re-run with the original settings or into a fresh --out"
+                )
+        if plan is not None and plan.content_hash != info.content_hash:
             raise CorpusError(
-                f"{tar} was written with codec config_hash {info.config_hash}, this run uses {config_hash}; "
-                "use a fresh output directory"
+                f"{tar} was written from other utterance text than listed now (an edited transcript, another "
+                "--language or espeak-ng version?): a finished shard is reused only when everything that "
+                "decided its content is the same; re-run with the original inputs or into a fresh --out"
             )
         done[name] = info
     return done
 
 
 def write_manifest(out_dir: str | os.PathLike, codec_info: dict, corpus_info: dict,
-                   extra_skipped: list[dict] | tuple = ()) -> dict:
+                   extra_skipped: list[dict] | tuple = (), identity: dict[str, Any] | None = None) -> dict:
     """Gather every shard sidecar into ``manifest.json`` and ``skipped.jsonl``; return the manifest.
 
     codec_info: ``name, model_type, config_hash, sampling_rate, frame_rate (Hz), num_quantizers,
     codebook_size, bitrate (bits per second)`` plus any extra codec settings.
     corpus_info: ``name, root, subsets`` plus anything else worth recording.
     extra_skipped: ``{"id", "path", "reason"}`` entries skipped before planning (e.g. while listing).
+    identity: the run's identity (see Resuming); every shard must have been written with it.
     Raises CorpusError when a planned shard is missing (a rank did not finish) or the shards disagree
-    with each other or with ``codec_info``.
+    with each other, with ``identity`` or with ``codec_info``: the manifest never claims settings that
+    its shards were not written with.
     """
     out = Path(out_dir)
     missing_keys = [k for k in CODEC_KEYS if k not in codec_info]
@@ -471,10 +550,22 @@ def write_manifest(out_dir: str | os.PathLike, codec_info: dict, corpus_info: di
             f"{out}: {len(missing)} of {num_shards} shards unfinished ({', '.join(missing[:5])}...) "
             "or shards from different plans; rerun the tokenization"
         )
-    for attr, want in (("codebook_size", codec_info["codebook_size"]), ("config_hash", codec_info["config_hash"])):
-        for info in infos:
-            if getattr(info, attr) is not None and getattr(info, attr) != want:
-                raise CorpusError(f"{info.name} was written with {attr}={getattr(info, attr)}, codec_info has {want}")
+    for info in infos:
+        if info.codebook_size != codec_info["codebook_size"]:
+            raise CorpusError(f"{info.name} was written with codebook_size={info.codebook_size}, "
+                              f"codec_info has {codec_info['codebook_size']}")
+        differ = identity_differences(infos[0].identity, info.identity)
+        if differ:
+            raise CorpusError(f"{out}: {infos[0].name} and {info.name} were written with different settings "
+                              f"({'; '.join(differ)}); use a fresh output directory")
+    shard_identity = infos[0].identity or {}
+    if identity is not None and identity_differences(shard_identity, identity):
+        raise CorpusError(f"{out}: the shards were written with other settings than given "
+                          f"({'; '.join(identity_differences(shard_identity, identity))}; shards vs given)")
+    shared = [k for k in codec_info if k in shard_identity]
+    claims = identity_differences({k: shard_identity[k] for k in shared}, {k: codec_info[k] for k in shared})
+    if claims:
+        raise CorpusError(f"{out}: codec_info disagrees with the shards ({'; '.join(claims)}; shards vs codec_info)")
     phonemes = {i.has_phonemes for i in infos} - {None}
     if len(phonemes) > 1:
         raise CorpusError(f"{out}: some shards have phoneme ids and some do not")
@@ -482,6 +573,7 @@ def write_manifest(out_dir: str | os.PathLike, codec_info: dict, corpus_info: di
     manifest = {
         "format_version": FORMAT_VERSION,
         "codec": dict(codec_info),
+        "identity": dict(shard_identity),
         "corpus": dict(corpus_info),
         "codes_dtype": codes_dtype(codec_info["codebook_size"]).name,
         "has_phonemes": bool(phonemes and phonemes.pop()),
@@ -509,8 +601,10 @@ def read_manifest(shard_dir: str | os.PathLike) -> dict:
         raise CorpusError(f"{path} not found: not a finished token shard directory") from None
     except (OSError, ValueError) as exc:
         raise CorpusError(f"{path} is unreadable: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise CorpusError(f"{path} is not a token shard manifest (not a JSON object)")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise CorpusError(f"{path}: format_version {manifest.get('format_version')!r}, expected {FORMAT_VERSION}")
+        raise _old_format(path, manifest.get("format_version"))
     return manifest
 
 

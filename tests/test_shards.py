@@ -23,12 +23,14 @@ from data_prep.shards import (
 )
 
 CONFIG_HASH = "cafe0123"
+WEIGHTS_DIGEST = "0123456789abcdef"
 CORPUS_INFO = {"name": "toy", "root": "/corpora/toy", "subsets": ["train-clean"]}
 
 
 def codec_info(codebook_size: int, num_quantizers: int = 3) -> dict:
     return {
         "name": "language-codec", "model_type": "language_codec", "config_hash": CONFIG_HASH,
+        "weights_digest": WEIGHTS_DIGEST,
         "sampling_rate": 24000, "frame_rate": 75.0, "num_quantizers": num_quantizers,
         "codebook_size": codebook_size, "bitrate": 75.0 * num_quantizers * np.log2(codebook_size),
         "bandwidth_id": 2,
@@ -55,12 +57,17 @@ def make_corpus(n: int, codebook_size: int, phonemes: bool = True, seed: int = 0
     return items
 
 
+def identity(num_quantizers: int = 3, **changes) -> dict:
+    return {"model_type": "language_codec", "config_hash": CONFIG_HASH, "weights_digest": WEIGHTS_DIGEST,
+            "num_quantizers": num_quantizers, "language": "en-us", **changes}
+
+
 def write_corpus(out, items, shard_size, codebook_size, rank=0, world_size=1, skip=()):
     """The CLI's writing loop: plan, skip finished shards, write or skip every planned id in order."""
     plans = plan_shards(list(items), shard_size, rank, world_size)
-    done = completed_shards(out, plans, config_hash=CONFIG_HASH)
+    done = completed_shards(out, plans, identity=identity())
     todo = [plan for plan in plans if plan.name not in done]
-    with ShardWriter(out, todo, codebook_size, config_hash=CONFIG_HASH) as writer:
+    with ShardWriter(out, todo, codebook_size, identity=identity()) as writer:
         for plan in todo:
             for utt_id in plan.ids:
                 if utt_id in skip:
@@ -110,7 +117,7 @@ def test_round_trip_through_both_readers(tmp_path, monkeypatch, codebook_size, d
     for sample in TokenShardDataset(tmp_path, codec=codec_info(codebook_size)):
         record, codes, ph = written[sample["id"]]
         assert sample["codes"].dtype == torch.long and torch.equal(sample["codes"], torch.from_numpy(codes))
-        assert sample["record"] == {"normalized_text": None, "phonemes": None, "language": None, **record,
+        assert sample["record"] == {"normalized_text": "", "phonemes": "", "language": "", **record,
                                     "num_frames": codes.shape[1]}  # fmt: skip
         if phonemes:
             assert torch.equal(sample["phoneme_ids"], torch.from_numpy(ph))
@@ -177,7 +184,7 @@ def test_resume_after_kill_gives_the_same_manifest(tmp_path):
 
     out = tmp_path / "run"
     plans = plan_shards(list(items), 4)
-    writer = ShardWriter(out, plans, 1024, config_hash=CONFIG_HASH)
+    writer = ShardWriter(out, plans, 1024, identity=identity())
     for utt_id in [i for plan in plans[:2] for i in plan.ids] + [plans[2].ids[0]]:
         writer.skip(utt_id, f"/corpora/toy/{utt_id}.wav", "audio too short") if utt_id in skip else writer.write(
             *items[utt_id]
@@ -200,8 +207,8 @@ def test_resume_refuses_other_plans_and_codecs_and_redoes_damaged_shards(tmp_pat
     build(tmp_path, items, 1024, shard_size=4)
     with pytest.raises(CorpusError, match="shard_size"):
         completed_shards(tmp_path, plan_shards(list(items), 3))
-    with pytest.raises(CorpusError, match="config_hash cafe0123, this run uses deadbeef"):
-        completed_shards(tmp_path, plan_shards(list(items), 4), config_hash="deadbeef")
+    with pytest.raises(CorpusError, match="config_hash: 'cafe0123' vs 'deadbeef'"):
+        completed_shards(tmp_path, plan_shards(list(items), 4), identity=identity(config_hash="deadbeef"))
     shard = tmp_path / "shard-000001.tar"
     damaged = bytearray(shard.read_bytes())
     damaged[600] ^= 1
@@ -234,6 +241,7 @@ def test_codec_mismatch_is_refused_naming_the_field(tmp_path):
 
     class Codec:
         sampling_rate, frame_rate, codebook_size, num_quantizers = 24000, 75.0, 1024, 3
+        weights_digest = WEIGHTS_DIGEST
 
         def config_hash(self):
             return CONFIG_HASH
@@ -256,13 +264,15 @@ def test_collate_pads_exactly():
     batch = collate_codes(samples, pad_code=-1, pad_phoneme=99)
     assert torch.equal(batch["codes"], torch.tensor([[[1, 2, 3], [4, 5, 6]], [[8, -1, -1], [9, -1, -1]]]))
     assert batch["codes"].dtype == torch.long
-    assert torch.equal(batch["code_lengths"], torch.tensor([3, 1]))
-    assert torch.equal(batch["code_mask"], torch.tensor([[True, True, True], [True, False, False]]))
+    assert torch.equal(batch["lengths"], torch.tensor([3, 1]))
+    assert torch.equal(batch["mask"], torch.tensor([[True, True, True], [True, False, False]]))
     assert torch.equal(batch["phoneme_ids"], torch.tensor([[7, 99, 99, 99], [1, 2, 3, 4]]))
     assert torch.equal(batch["phoneme_lengths"], torch.tensor([1, 4]))
+    assert torch.equal(batch["phoneme_mask"], torch.tensor([[True, False, False, False], [True, True, True, True]]))
     assert batch["ids"] == ["a", "b"] and batch["records"] == [{}, {"x": 1}]
     no_phonemes = collate_codes([{**s, "phoneme_ids": None} for s in samples])
     assert no_phonemes["phoneme_ids"] is None and no_phonemes["phoneme_lengths"] is None
+    assert no_phonemes["phoneme_mask"] is None
 
 
 def test_bucketing_yields_every_sample_once_within_budget():

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.cli import main
+from data_prep.tokenize_corpus import main
 from data_prep.dataset import TokenShardDataset, collate_codes
 from data_prep.shards import read_manifest, shard_paths
 from tokenizer import AutoCodecConfig, AutoCodecTokenizer, CodecError
@@ -132,8 +132,7 @@ def test_tokenize_reads_back_and_reports_bad_files(corpus, codec_dir, tmp_path):
 def test_kill_and_resume_equals_uninterrupted(corpus, codec_dir, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
     assert _run(corpus, codec_dir, full, "--no-phonemes") == 0
-    with pytest.raises(KeyboardInterrupt):
-        _run(corpus, codec_dir, part, "--no-phonemes", "--stop-after-shards", "1")
+    assert _run(corpus, codec_dir, part, "--no-phonemes", "--stop-after-shards", "1") == 130
     assert not (part / "manifest.json").exists()
     assert len(list(part.glob("shard-*.tar"))) == 1 and not list(part.glob("*.tmp"))
     assert _run(corpus, codec_dir, part, "--no-phonemes") == 0
@@ -152,7 +151,7 @@ def test_two_processes_equal_one(corpus, codec_dir, tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "data_prep.cli", "libritts",
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "data_prep.tokenize_corpus", "libritts",
          "--codec", str(codec_dir), "--root", str(root), "--out", str(two), "--shard-size", "4",
          "--batch-seconds", "2", "--num-workers", "0", "--no-phonemes"],
         capture_output=True, text=True, env=env, timeout=300,
@@ -198,6 +197,7 @@ def test_post_hoc_quantization_is_recorded_in_the_manifest(corpus, tmp_path, cap
     assert (m["codec"]["fsq_levels"], m["codec"]["fsq_stages"], m["codec"]["num_quantizers"]) == (5, 2, 2)
     assert m["codec"]["codebook_size"] == 5 ** tok.config.latent_dim
     assert m["codec"]["bitrate"] == tok.frame_rate * 2 * math.ceil(math.log2(5 ** tok.config.latent_dim))
+    assert _run(corpus, codec, out, "--no-phonemes", "--quantization", "levels=5,stages=2") == 0  # resumes as is
     sample = next(iter(TokenShardDataset(out)))
     assert sample["codes"].shape[0] == 2 and int(sample["codes"].max()) < 5 ** tok.config.latent_dim
     root = corpus[0]

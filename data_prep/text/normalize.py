@@ -77,6 +77,9 @@ _YEAR = re.compile(r"(?<![\d.,])(1[1-9]\d\d|20\d\d)(?![\d]|\.\d)")
 _DECIMAL = re.compile(r"(?<![\d.])(\d+\.\d+)(?![\d])")
 _CARDINAL = re.compile(r"\d+")
 MAX_CARDINAL_DIGITS = 12
+# Bump when a rule changes what `normalize_text` returns: token shards record it, and a resume refuses
+# finished shards normalised by another version.
+NORMALIZER_VERSION = 1
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
 _REPEATED_COMMA = re.compile(r",(\s*,)+")
 

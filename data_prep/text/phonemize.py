@@ -28,6 +28,13 @@ PUNCTUATION = ';:,.!?¡¿—…"«»“”(){}[]'
 _WS = re.compile(r"\s+")
 
 
+def espeak_available() -> bool:
+    """Whether phonemizer can load the espeak-ng library."""
+    from phonemizer.backend import EspeakBackend
+
+    return bool(EspeakBackend.is_available())
+
+
 @functools.lru_cache(maxsize=None)
 def get_backend(language: str = "en-us"):
     """The espeak backend for `language`, built once per language and reused (building one starts
@@ -37,7 +44,7 @@ def get_backend(language: str = "en-us"):
     """
     from phonemizer.backend import EspeakBackend
 
-    if not EspeakBackend.is_available():
+    if not espeak_available():
         raise CorpusError(
             "phonemization needs espeak-ng, which is not installed: apt-get install espeak-ng "
             "(macOS: brew install espeak-ng)"

@@ -6,6 +6,7 @@ punctuation mark seen at build time, sorted. Saved as versioned JSON (`phonemes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter
@@ -83,6 +84,10 @@ class PhonemeVocab:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def digest(self) -> str:
+        """sha256 (16 hex digits) of the token list: equal digests, equal ids for every phone."""
+        return hashlib.sha256(json.dumps(self.tokens, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
     def encode(self, phonemes: str, add_bos_eos: bool = False) -> list[int]:
         """Phoneme string -> ids; unknown phones map to `unk_id`."""
