@@ -49,13 +49,17 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from tokenizer.audio import load_mono
+from tokenizer.auto import AutoCodecTokenizer
 from tokenizer.cli import run_cli
 from tokenizer.errors import AudioError, CodecError
 
 from .corpora import CORPORA, Utterance, get_corpus
 from .errors import CorpusError
 from .shards import ShardWriter, completed_shards, fingerprint, plan_shards, write_manifest
-from .text.normalize import NORMALIZER_VERSION
+from .text.normalize import NORMALIZER_VERSION, normalize_text
+from .text.phonemize import espeak_available, get_backend, phonemize
+from .text.spm import train_sentencepiece
+from .text.vocab import PhonemeVocab
 
 logger = logging.getLogger("tokenize-corpus")
 
@@ -197,7 +201,6 @@ def _check_phonemizer(args) -> None:
     """Phonemes are the default: without espeak-ng, or with an --language it does not know, stop now."""
     if args.no_phonemes:
         return
-    from .text.phonemize import espeak_available, get_backend
 
     if not espeak_available():
         raise CorpusError("phonemes need espeak-ng, which cannot be loaded: install it (apt-get install espeak-ng, "
@@ -227,7 +230,6 @@ def _drop_duplicates(utts: list[Utterance], skipped: list[dict]) -> list[Utteran
 
 
 def _normalize(utts: list[Utterance], skipped: list[dict]) -> list[Utterance]:
-    from .text.normalize import normalize_text
 
     kept = []
     for u in utts:
@@ -247,8 +249,6 @@ def _phonemes(utts: list[Utterance], skipped: list[dict]):
     An utterance whose language espeak-ng does not know, or whose non-empty text does not phonemize,
     is skipped with the reason: one bad row costs that row, not the corpus's phonemes.
     """
-    from .text.phonemize import get_backend, phonemize
-    from .text.vocab import PhonemeVocab
 
     unsupported = {}
     for language in sorted({u.language for u in utts}):
@@ -315,7 +315,6 @@ def _extra_fields(utts: list[Utterance]) -> dict[str, dict]:
 
 
 def _load_codec(args):
-    from tokenizer import AutoCodecTokenizer
 
     tok = AutoCodecTokenizer.from_pretrained(args.codec, device=args.device, random_weights=args.random_weights)
     if args.random_weights:
@@ -375,7 +374,6 @@ def _run(args) -> int:
     done = completed_shards(out, plans, identity=identity)
     todo = [p for p in plans if p.name not in done]
     if rank == 0 and args.sentencepiece:
-        from .text.spm import train_sentencepiece
 
         train_sentencepiece([u.normalized_text for u in utts if u.normalized_text], str(out / "spm"),
                             vocab_size=args.sentencepiece)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ..errors import CorpusError
+from ..sample_corpus import SAMPLE_ROOT
 from .base import Corpus, Utterance
 from .folder import Folder
 from .hf import HFDataset
@@ -49,8 +50,6 @@ def get_corpus(
     if root is None:
         if key != "libritts":
             raise CorpusError(f"corpus {key!r} needs a root path (only 'libritts' has a built-in sample)")
-        from ..sample_corpus import SAMPLE_ROOT
-
         root = SAMPLE_ROOT
     if subsets is not None:
         if not issubclass(cls, _WITH_SUBSETS):
