@@ -1,6 +1,7 @@
 """Language-Codec internals: MCRVQ, quantizer inverse, training behaviour, official-checkpoint conversion."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -59,11 +60,34 @@ def test_quantizer_decode_encode_equals_forward(rvq):
 
 
 def test_mcrvq_rejects_fewer_than_parallel(rvq):
-    with pytest.raises(ConfigError, match="unrepresented"):
+    choices = re.escape("; choose one of [3, 4, 5, 6]")
+    with pytest.raises(ConfigError, match="num_quantizers=2 not supported by MaskedChannelRVQ" + choices):
         rvq.encode(torch.randn(1, 12, 4), 2)
     model = LanguageCodecModel(LanguageCodecConfig.tiny())
-    with pytest.raises(ConfigError, match="num_quantizers=2 is below"):
+    why = r"\(.*3 parallel MCRVQ quantizers would leave latent channels unrepresented\)"
+    with pytest.raises(ConfigError, match="num_quantizers=2 not supported by language_codec " + why + choices):
         model.check_num_quantizers(2)
+
+
+def test_check_num_quantizers_is_one_contract():
+    """The base class validates every codec's count from `supported_num_quantizers()`: None means the
+    config's default, bools and non-ints are refused with the value named."""
+    model = LanguageCodecModel(LanguageCodecConfig.tiny())
+    assert model.check_num_quantizers(None) == 6 and model.check_num_quantizers(4) == 4
+    for bad in (True, 4.0, "4"):
+        with pytest.raises(ConfigError, match=f"num_quantizers must be an int, got {bad!r}"):
+            model.check_num_quantizers(bad)
+    with pytest.raises(ConfigError, match=r"num_quantizers=7 not supported"):
+        model.check_num_quantizers(7)
+    for codec in ("stable_codec", "rate_aware"):
+        tok = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model(codec, preset="tiny"), seed=0)
+        supported = tok.model.supported_num_quantizers()
+        assert tok.model.check_num_quantizers(None) == tok.config.num_quantizers in supported
+        supported_text = re.escape(str(supported))
+        with pytest.raises(ConfigError, match=f"num_quantizers=99 not supported by {codec}.*{supported_text}"):
+            tok.model.check_num_quantizers(99)
+    with pytest.raises(ConfigError, match="got True"):
+        MaskedChannelRVQ(dim=12, num_quantizers=6, codebook_size=16).check_num_quantizers(True)
 
 
 def test_ema_codebook_trains_and_reports_usage():

@@ -1,6 +1,7 @@
 """Rate-Aware codec: RWKV forms, entropy tables, exact bitstream round trips, stream integrity, slice
 causality, rate-distortion training, save/load."""
 
+import json
 import math
 
 import numpy as np
@@ -12,10 +13,12 @@ from tokenizer.codecs.rate_aware import PAPER_LAMBDAS, RateAwareConfig, RateAwar
 from tokenizer.codecs.rate_aware.bitstream import BitstreamError, pack_stream, unpack_stream
 from tokenizer.codecs.rate_aware.entropy import (PRECISION, FactorizedPrior, ScaleTable, gaussian_likelihood,
                                                  quantize_pmf)
-from tokenizer.codecs.rate_aware.modeling_rate_aware import stft_same
-from tokenizer.modules.crm import CRMBlock
-from tokenizer.modules.istft import istft_same
-from tokenizer.modules.rwkv import RWKVBlock, wkv_chunked, wkv_recurrent
+from tokenizer.model_outputs import CodecModelOutput
+from tokenizer.codecs.rate_aware.crm import CRMBlock
+from tokenizer.modules.spectral import istft_same, stft_same
+from tokenizer.codecs.rate_aware.rwkv import RWKVBlock, wkv_chunked, wkv_recurrent
+from training.codec.config import LossConfig
+from training.codec.losses import ReconstructionLoss, rate_distortion_loss
 
 SR = 16000
 
@@ -280,7 +283,7 @@ def test_untrained_latents_are_alive(preset):
     assert torch.allclose(y, y1 * config.latent_gain) and torch.allclose(z, z1 * config.hyper_latent_gain)
     # z's density starts about as wide as z: its bits per symbol are near the symbols' empirical entropy
     with torch.no_grad():
-        bits_per_z = float(model(x).bits_z.sum()) / z.numel()
+        bits_per_z = model(x).stats["bps_z"] * x.shape[-1] / model.config.sampling_rate / z.numel()
     _, counts = np.unique(model.clamp_symbols(z).numpy(), return_counts=True)
     entropy = float(-(counts / counts.sum() * np.log2(counts / counts.sum())).sum())
     assert bits_per_z < entropy + 1.5
@@ -307,7 +310,8 @@ def test_forward_output_for_the_trainer():
         out = model(audio, lengths)
         alone = model(audio[1:, :, :3200])
     assert out.audio.shape == (2, 1, 4800) and float(out.commit_loss) == 0.0
-    assert out.bits.shape == (2,) and torch.allclose(out.bits, out.bits_y + out.bits_z)
+    assert isinstance(out, CodecModelOutput) and out.codes is None  # no codebooks: the rate is the output
+    assert out.bits.shape == (2,) and out.stats["bps"] == pytest.approx(out.stats["bps_y"] + out.stats["bps_z"])
     assert torch.allclose(out.rate_loss, out.bits.sum() / lengths.sum())  # bits per input sample
     assert out.stats["bps"] == pytest.approx(float(out.bits.sum()) / 0.5, rel=1e-5)
     assert torch.allclose(alone.bits, out.bits[1:], rtol=1e-4)  # padding never changes an item's rate
@@ -318,19 +322,34 @@ def test_forward_output_for_the_trainer():
 
 
 def test_rd_loss_falls_when_overfitting_one_clip():
+    """The trainer's objective (time L1 + multi-scale spectral distortion, R + lambda D) on one clip."""
     torch.manual_seed(0)
     model = RateAwareModel(RateAwareConfig.tiny(rd_lambda=2.0)).train()
     x = torch.from_numpy(speech_like(0.3))[None, None]
+    distortion = ReconstructionLoss(LossConfig(mel=0.0, time_l1=1.0), SR)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(25):
-        terms = model.rate_distortion_loss(model(x), x)
+        out = model(x)
+        loss = rate_distortion_loss(out.rate_loss, distortion(out.audio, x)[0], model.config.rd_lambda)
         opt.zero_grad()
-        terms["loss"].backward()
+        loss.backward()
         opt.step()
-        losses.append(float(terms["loss"].detach()))
+        losses.append(float(loss.detach()))
     assert all(math.isfinite(v) for v in losses)
     assert np.mean(losses[-3:]) < 0.6 * losses[0], losses
+
+
+def test_num_quantizers_is_derived_and_old_configs_still_load(tmp_path):
+    config = RateAwareConfig.tiny()
+    assert "num_quantizers" not in vars(config) and config.num_quantizers == 8 + 4
+    assert config.config_hash() == "d7fc343ea38b4b90"  # unchanged: shipped manifests carry it
+    assert RateAwareConfig(**{**config.to_dict(), "latent_dim": 16}).num_quantizers == 20  # a stale value
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["num_quantizers"] == 12
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "num_quantizers": 99}))
+    assert RateAwareConfig.from_pretrained(tmp_path).num_quantizers == 12
 
 
 def test_presets_and_config_checks():

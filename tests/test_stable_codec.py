@@ -18,6 +18,7 @@ from tokenizer import AutoCodecConfig, AutoCodecTokenizer, CodecError, ConfigErr
 from tokenizer.codecs.stable_codec import StableCodecConfig, StableCodecModel, StableCodecTokenizer
 from tokenizer.codecs.stable_codec.convert import convert_stable_codec, main as convert_main
 from tokenizer.losses import MultiScaleSpectralLoss
+from tokenizer.modules.masking import length_mask, zero_past_lengths
 from tokenizer.modules.transformer import dense_attention, local_attention
 from tokenizer.quantizers.fsq import FiniteScalarQuantizer
 
@@ -151,6 +152,22 @@ def test_post_hoc_levels_work_at_or_above_the_smallest_trained_and_are_refused_b
     assert tok.model.supported_num_quantizers() == [2, 3]
 
 
+def test_codebook_size_is_derived_and_old_configs_still_load(tmp_path):
+    """codebook_size follows the quantization (a property, never stored twice); config.json still records
+    it, a saved file with any value loads, and the architecture hash is the one shipped manifests carry."""
+    config = StableCodecConfig.tiny()
+    assert "codebook_size" not in vars(config) and config.codebook_size == 3 ** 4
+    assert config.config_hash() == "2066d1047ef4319c"
+    config.set_quantization(levels=5, stages=1)
+    assert config.codebook_size == 5 ** 4 and config.to_dict()["codebook_size"] == 625
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["codebook_size"] == 625
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "codebook_size": 17 ** 6}))  # a stale value
+    loaded = StableCodecConfig.from_pretrained(tmp_path)
+    assert loaded.codebook_size == 625 and loaded.config_hash() == config.config_hash()
+
+
 def test_codec_info_records_levels_and_stages():
     tok = tiny_tok()
     tok.set_quantization(levels=5, stages=2)
@@ -195,6 +212,16 @@ class _LargestTensor(TorchFunctionMode):
             if isinstance(t, torch.Tensor):
                 self.largest = max(self.largest, t.numel())
         return out
+
+
+def test_length_mask_and_zeroing_past_each_items_end():
+    lengths = torch.tensor([3, 1, 4])
+    assert length_mask(lengths, 4).tolist() == [[True, True, True, False], [True, False, False, False], [True] * 4]
+    x = torch.ones(3, 2, 4)
+    assert zero_past_lengths(x, lengths).sum((1, 2)).tolist() == [6.0, 2.0, 8.0]
+    codes = torch.full((3, 4), 7)  # any rank (B, ..., T) and integer dtypes keep their dtype
+    assert zero_past_lengths(codes, lengths).dtype == torch.int64 and zero_past_lengths(codes, lengths).sum() == 56
+    assert zero_past_lengths(x, None) is x and zero_past_lengths(x, torch.tensor([4, 4, 4])) is x
 
 
 def test_sliding_window_attention_memory_is_linear_in_length():

@@ -1,7 +1,10 @@
 """Base configuration every codec config extends (a transformers `PreTrainedConfig`).
 
 Only architecture fields are stored; everything derived (hop length, frame rate, bitrate, tokens per
-second) is a property computed from them, never stored twice.
+second) is a property computed from them, never stored twice. A codec whose `num_quantizers` or
+`codebook_size` follows from its other fields makes it a property with `derived_field`, and names it in
+`DERIVED`: `to_dict` (hence `config.json` and `config_hash`) still records the value, and a stored value
+(a config.json, a stale `to_dict()`) is accepted and ignored on load.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import math
 from typing import ClassVar
 
 from transformers import PreTrainedConfig
+
+from .errors import ConfigError
 
 # Keys transformers adds that say nothing about the codec itself.
 _NOT_ARCHITECTURE = {
@@ -32,6 +37,7 @@ class CodecConfig(PreTrainedConfig):
     codebook_size: int = 1024
 
     PRESETS: ClassVar[tuple[str, ...]] = ()
+    DERIVED: ClassVar[tuple[str, ...]] = ()
 
     @property
     def hop_length(self) -> int:
@@ -64,6 +70,12 @@ class CodecConfig(PreTrainedConfig):
     def tokens_per_second(self) -> float:
         return self.frame_rate * self.num_quantizers
 
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        for name in self.DERIVED:
+            out[name] = getattr(self, name)
+        return out
+
     def architecture_dict(self) -> dict:
         return {k: v for k, v in self.to_dict().items() if k not in _NOT_ARCHITECTURE}
 
@@ -76,9 +88,14 @@ class CodecConfig(PreTrainedConfig):
     @classmethod
     def preset(cls, name: str) -> "CodecConfig":
         """Config of a named preset (`paper`, `tiny`, ...): each is a classmethod of the same name."""
-        from .errors import ConfigError
-
         key = name.replace("-", "_")
         if key not in cls.PRESETS:
             raise ConfigError(f"unknown preset {name!r} for {cls.model_type}; known: {', '.join(cls.PRESETS)}")
         return getattr(cls, key)()
+
+
+def derived_field(compute) -> property:
+    """A config value computed by `compute(config)` that the base contract declares as a field: reading
+    computes it; setting it (transformers' `__init__` with the inherited default, or a value from a
+    saved config.json) is accepted and ignored, since it follows from the other fields."""
+    return property(compute, lambda self, value: None, doc=compute.__doc__)

@@ -1,44 +1,20 @@
-"""Reconstruction losses shared by the codecs' own loss methods, the codec trainer and the tests.
+"""Reconstruction losses shared by the codec trainer and the tests (spectrogram helpers: `modules.spectral`).
 
-- `stft_magnitude`: |STFT| with a Hann window.
-- `mel_filters`: Slaney mel filterbank from transformers' audio utilities.
 - `MultiScaleSpectralLoss`: the Rate-Aware speech compression paper's multi-scale spectral loss.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 
 from .errors import ConfigError
+from .modules.spectral import mel_filters, stft_magnitude
 
 
 def flat_float(x: torch.Tensor) -> torch.Tensor:
     """(B, 1, T) or (B, T) -> float32 (B, T)."""
     return x.reshape(-1, x.shape[-1]).float()
-
-
-def stft_magnitude(x: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
-    """|STFT| of (B, 1, T) or (B, T) audio with a Hann window -> (B, n_fft // 2 + 1, frames)."""
-    x = x.reshape(-1, x.shape[-1])
-    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
-    return torch.stft(x, n_fft, hop_length, window=window, return_complex=True).abs()
-
-
-def mel_filters(sampling_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
-                f_max: float | None = None) -> torch.Tensor:
-    """Slaney-normalised mel filterbank (n_fft // 2 + 1, n_mels) from transformers' audio utilities."""
-    from transformers.audio_utils import mel_filter_bank
-
-    with warnings.catch_warnings():
-        # Short windows have fewer frequency bins than low mel bands are wide, so some filters are empty:
-        # they contribute log(eps) on both sides and thus nothing to the loss; the warning is noise here.
-        warnings.simplefilter("ignore")
-        fb = mel_filter_bank(n_fft // 2 + 1, n_mels, f_min, f_max or sampling_rate / 2, sampling_rate,
-                             norm="slaney", mel_scale="slaney")
-    return torch.from_numpy(fb).float()
 
 
 class MultiScaleSpectralLoss(nn.Module):

@@ -5,8 +5,11 @@ Contract (shapes): audio FloatTensor (B, 1, T) at `config.sampling_rate`, `lengt
 samples (None: all T); codes LongTensor (B, K, F); frame lengths LongTensor (B,).
 - `encode(audio, lengths=None, num_quantizers=None) -> (codes, frame_lengths)`
 - `decode(codes, frame_lengths=None) -> (audio (B, 1, F * hop), sample_lengths)`
-- `forward(input_values, lengths=None, ...)` -> a training output with `audio`, `codes` and losses.
+- `forward(input_values, lengths=None, ...)` -> a `CodecModelOutput` (audio, losses, codes where discrete).
 Encoding an item inside a padded batch gives the codes it gets alone (batch invariance).
+
+`encode` and `decode` are written here once (validation of K, default lengths, zeroing codes past each
+item's end); a codec implements `_encode_codes` and `_decode_codes`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import torch
 from transformers import PreTrainedModel
 
 from .configuration import CodecConfig
+from .modules.masking import zero_past_lengths
+from .quantizers.base import validate_num_quantizers
 
 
 class CodecModel(PreTrainedModel):
@@ -34,17 +39,48 @@ class CodecModel(PreTrainedModel):
         return self.config.hop_length
 
     def encode(self, audio: torch.Tensor, lengths: torch.Tensor | None = None, num_quantizers: int | None = None):
+        """audio (B, 1, T) -> codes (B, K, F) (0 past each item's end), frame lengths (B,)."""
+        k = self.check_num_quantizers(num_quantizers)
+        codes, frame_lengths = self._encode_codes(audio, lengths, k)
+        if frame_lengths is None:
+            return codes, self._full_lengths(codes)
+        return zero_past_lengths(codes, frame_lengths), frame_lengths
+
+    def decode(self, codes: torch.Tensor, frame_lengths: torch.Tensor | None = None, **kwargs):
+        """codes (B, K, F) -> audio (B, 1, F * hop), sample lengths (B,) = frame lengths x hop.
+        `kwargs` go to the codec's `_decode_codes` (e.g. Language-Codec's `bandwidth_id`)."""
+        self.check_num_quantizers(codes.shape[1])
+        audio = self._decode_codes(codes, frame_lengths, **kwargs)
+        if frame_lengths is None:
+            frame_lengths = self._full_lengths(codes)
+        return audio, frame_lengths * self.config.hop_length
+
+    def _encode_codes(self, audio: torch.Tensor, lengths: torch.Tensor | None, num_quantizers: int):
+        """audio (B, 1, T), lengths (B,) | None, a validated K -> codes (B, K, F), frame lengths (B,) | None
+        (None when `lengths` is None); codes past each end need not be zeroed."""
         raise NotImplementedError
 
-    def decode(self, codes: torch.Tensor, frame_lengths: torch.Tensor | None = None):
+    def _decode_codes(self, codes: torch.Tensor, frame_lengths: torch.Tensor | None, **kwargs) -> torch.Tensor:
+        """codes (B, K, F) with a validated K, frame lengths (B,) | None -> audio (B, 1, F * hop)."""
         raise NotImplementedError
 
-    def check_num_quantizers(self, k: int | None) -> int:
-        """Validate a quantizer count for this model; returns the count to use."""
-        raise NotImplementedError
+    @staticmethod
+    def _full_lengths(codes: torch.Tensor) -> torch.Tensor:
+        return torch.full((codes.shape[0],), codes.shape[-1], dtype=torch.long, device=codes.device)
 
     def supported_num_quantizers(self) -> list[int]:
+        """Codes per frame (K) this model can encode and decode."""
         raise NotImplementedError
+
+    def num_quantizers_note(self) -> str:
+        """Why counts outside `supported_num_quantizers()` are refused (for the error message)."""
+        return ""
+
+    def check_num_quantizers(self, k: int | None) -> int:
+        """Validate a quantizer count for this model (None: `config.num_quantizers`); returns the count to
+        use. Raises ConfigError naming the value and the supported counts."""
+        return validate_num_quantizers(k, self.supported_num_quantizers(), self.config.num_quantizers,
+                                       self.config.model_type, self.num_quantizers_note())
 
     # ----------------------------------------------------------------- identity
     def _versions(self) -> tuple:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .model_outputs import CodecModelOutput  # noqa: F401  (its old home; the type lives beside the model contract)
+
 
 @dataclass
 class CodecEncoding:
@@ -43,16 +45,3 @@ class CodecDecoding:
     audio: torch.Tensor
     lengths: torch.Tensor
     sampling_rate: int
-
-
-@dataclass
-class CodecModelOutput:
-    """Training forward of a quantized codec: audio (B, 1, F * hop); codes (B, K, F); commit_loss scalar
-    (0 for FSQ); frame_lengths (B,) | None; num_quantizers K used; stats (codebook usage, levels drawn...)."""
-
-    audio: torch.Tensor
-    codes: torch.Tensor
-    commit_loss: torch.Tensor
-    frame_lengths: torch.Tensor | None
-    num_quantizers: int
-    stats: dict = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""Length-aware padded 1-D convolutions (SEANet style) and time masks.
+"""Length-aware padded 1-D convolutions (SEANet style) and the transposed convolution that mirrors them.
 
 Why hand-written: a padded batch must give every item the codes it gets alone (batch invariance).
 EnCodec-style convolutions pad each input with `reflect` at both ends and add "extra" right padding so
@@ -9,24 +9,12 @@ convolution sees exactly what it sees for the item alone. No library offers this
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-
-def time_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """BoolTensor (B, max_len): True on valid positions of each item."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
-
-
-def mask_time(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Zero `x` (B, C, T) beyond each item's length (so zero padding equals the item alone)."""
-    if lengths is None or bool((lengths == x.shape[-1]).all()):
-        return x
-    return x * time_mask(lengths, x.shape[-1])[:, None, :].to(x.dtype)
+from .masking import zero_past_lengths
 
 
 def conv_output_lengths(lengths: torch.Tensor, stride: int) -> torch.Tensor:
@@ -116,5 +104,21 @@ class PaddedConv1d(nn.Module):
         return y, (out_len if lengths is not None else None)
 
 
-def total_stride(strides) -> int:
-    return math.prod(strides)
+class PaddedConvTranspose1d(nn.Module):
+    """Weight-normalised transposed conv with kernel 2 * stride: (B, C_in, T) -> (B, C_out, T * stride).
+
+    Non-causal: the full output is cropped by ceil(stride / 2) on the left (as `padding=ceil(stride/2)`
+    does for even strides); causal: the first T * stride samples are kept, so output t depends only on
+    inputs <= t / stride. Frames past each item's length are zeroed first.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, causal: bool = False):
+        super().__init__()
+        self.conv = weight_norm(nn.ConvTranspose1d(in_channels, out_channels, 2 * stride, stride=stride))
+        self.stride, self.causal = stride, causal
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        y = self.conv(zero_past_lengths(x, lengths))
+        start = 0 if self.causal else -(-self.stride // 2)
+        y = y[..., start : start + x.shape[-1] * self.stride]
+        return y, (None if lengths is None else lengths * self.stride)

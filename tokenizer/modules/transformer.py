@@ -19,14 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .masking import length_mask
+
 Window = tuple[int, int]
-
-
-def key_mask(lengths: torch.Tensor | None, T: int, device) -> torch.Tensor | None:
-    """BoolTensor (B, T), True on valid steps; None when every item fills T (no masking needed)."""
-    if lengths is None or bool((lengths >= T).all()):
-        return None
-    return torch.arange(T, device=device)[None, :] < lengths.to(device)[:, None]
 
 
 def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: Window | None = None,
@@ -41,7 +36,7 @@ def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: W
     if window is not None:
         rel = torch.arange(T, device=q.device)[None, :] - torch.arange(T, device=q.device)[:, None]
         allowed = (rel >= -window[0]) & (rel <= window[1])
-    valid = key_mask(lengths, T, q.device)
+    valid = None if lengths is None or bool((lengths >= T).all()) else length_mask(lengths.to(q.device), T)
     allowed = allowed[None, None] if valid is None else allowed[None, None] & valid[:, None, None, :]
     scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     return scores.softmax(-1) @ v

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv import mask_time, time_mask
+from .masking import length_mask, zero_past_lengths
 
 
 class AdaLayerNorm(nn.Module):
@@ -46,7 +46,7 @@ class ConvNeXtBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None, lengths: torch.Tensor | None) -> torch.Tensor:
         residual = x
-        x = self.dwconv(mask_time(x, lengths)).transpose(1, 2)
+        x = self.dwconv(zero_past_lengths(x, lengths)).transpose(1, 2)
         x = self.norm(x, cond) if isinstance(self.norm, AdaLayerNorm) else self.norm(x)
         x = self.pwconv2(self.act(self.pwconv1(x)))
         if self.gamma is not None:
@@ -68,7 +68,7 @@ class AttentionBlock(nn.Module):
         B, C, T = x.shape
         h = self.norm(x.transpose(1, 2))
         q, k, v = self.qkv(h).view(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        mask = None if lengths is None else time_mask(lengths, T)[:, None, None, :]
+        mask = None if lengths is None else length_mask(lengths, T)[:, None, None, :]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = self.proj(y.transpose(1, 2).reshape(B, T, C))
         return x + y.transpose(1, 2)
@@ -94,7 +94,7 @@ class VocosBackbone(nn.Module):
         self.final_layer_norm = nn.LayerNorm(dim, eps=1e-6)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, lengths: torch.Tensor | None = None):
-        x = self.embed(mask_time(x, lengths)).transpose(1, 2)
+        x = self.embed(zero_past_lengths(x, lengths)).transpose(1, 2)
         x = self.norm(x, cond) if isinstance(self.norm, AdaLayerNorm) else self.norm(x)
         x = x.transpose(1, 2)
         for block in self.attention:

@@ -8,9 +8,26 @@ whose `quantized` equals `decode(encode(z))` exactly in eval mode.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 from torch import nn
+
+from ..errors import ConfigError
+
+
+def validate_num_quantizers(k, supported: Sequence[int], default: int, what: str = "", reason: str = "") -> int:
+    """The one check of a quantizer count (codes per frame) for quantizers and codec models alike: `k` must
+    be an int (not a bool) in `supported`; None means `default`. `what` names the owner and `reason` says
+    why a value is refused, both in the ConfigError."""
+    k = default if k is None else k
+    if not isinstance(k, int) or isinstance(k, bool):
+        raise ConfigError(f"num_quantizers must be an int, got {k!r}")
+    if k not in supported:
+        owner = f" by {what}" if what else ""
+        why = f" ({reason})" if reason else ""
+        raise ConfigError(f"num_quantizers={k} not supported{owner}{why}; choose one of {list(supported)}")
+    return k
 
 
 @dataclass
@@ -25,6 +42,15 @@ class QuantizerOutput:
 
 
 class Quantizer(nn.Module):
+    def supported_num_quantizers(self) -> list[int]:
+        """Codes per frame this quantizer can produce (prefixes of its stages)."""
+        raise NotImplementedError
+
+    def check_num_quantizers(self, k: int | None) -> int:
+        """Validate a count for standalone use; None means all stages."""
+        supported = self.supported_num_quantizers()
+        return validate_num_quantizers(k, supported, max(supported), type(self).__name__)
+
     def encode(self, z: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:
         raise NotImplementedError
 

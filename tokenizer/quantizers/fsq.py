@@ -117,11 +117,8 @@ class FiniteScalarQuantizer(Quantizer):
         return float(torch.tensor(2.0 * scale / (levels - 1), dtype=torch.float32))
 
     # ------------------------------------------------------------------ contract
-    def check_num_quantizers(self, k: int | None) -> int:
-        k = self.stages if k is None else k
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= self.stages:
-            raise ConfigError(f"num_quantizers={k!r} not supported: this FSQ has {self.stages} stage(s)")
-        return k
+    def supported_num_quantizers(self) -> list[int]:
+        return list(range(1, self.stages + 1))
 
     def encode(self, z: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:
         """z (B, dim, F) -> codes (B, K, F) int64."""

@@ -36,14 +36,9 @@ class MaskedChannelRVQ(Quantizer):
         """Latent channels quantizer i (< num_parallel) sees."""
         return slice(i * self.dim // self.num_parallel, (i + 1) * self.dim // self.num_parallel)
 
-    def check_num_quantizers(self, k: int | None) -> int:
-        k = self.num_quantizers if k is None else int(k)
-        if not self.num_parallel <= k <= self.num_quantizers:
-            raise ConfigError(
-                f"num_quantizers={k} not supported: MCRVQ needs at least the {self.num_parallel} parallel "
-                f"quantizers (fewer leaves latent channels unrepresented) and at most {self.num_quantizers}"
-            )
-        return k
+    def supported_num_quantizers(self) -> list[int]:
+        # fewer than the parallel quantizers would leave latent channels unrepresented
+        return list(range(self.num_parallel, self.num_quantizers + 1))
 
     def _masked(self, z: torch.Tensor, i: int) -> torch.Tensor:
         out = torch.zeros_like(z)

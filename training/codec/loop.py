@@ -12,7 +12,7 @@ Objectives: "reconstruction": loss = sum of weighted reconstruction terms + weig
 (+ adversarial and feature-matching terms). "rate_distortion": loss = rate + lambda_rd x distortion
 (+ weighted commitment), where distortion is everything above but the commitment term and rate is the
 model output's `rate_loss`, in bits per audio sample (so rate x sampling_rate is bits per second, logged
-as `rate/bps`); a model whose output has no `rate_loss` is refused.
+as `rate/bps`); a model whose output's `rate_loss` is None is refused.
 
 Reproducibility and resume: the learning rate is a pure function of the step, crops are drawn from
 (seed, step, micro-batch, rank), and torch's global generator is re-seeded from (seed, step) at every step
@@ -56,7 +56,7 @@ from .config import ModelConfig, TrainConfig
 from .data import CodecData, StepBatches
 from .discriminators import Discriminators
 from .losses import (MelSpectrogram, ReconstructionLoss, discriminator_hinge_loss, feature_matching_loss,
-                     generator_hinge_loss)
+                     generator_hinge_loss, rate_distortion_loss)
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
         y = match_length(output.audio.float(), x.shape[-1])[0, 0].cpu().numpy()
         for k, v in audio_metrics(clip, y, sampling_rate).items():
             metrics[k].append(v)
-        if getattr(output, "bits", None) is not None:  # entropy-coded models: estimated rate of this clip
+        if output.bits is not None:  # entropy-coded models: estimated rate of this clip
             metrics["bps"].append(float(output.bits.sum()) * sampling_rate / x.shape[-1])
         samples.append((clip_id, clip, y))
     model.train()
@@ -149,8 +149,8 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
 def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | None = None) -> TrainResult:
     """Run (or resume) training as configured on `utterances` (the corpus the CLI lists, see
     `training.codec.cli.list_utterances`). `model`: train this module instead of building one from
-    `cfg.model` (it must follow the generator contract: `model(audio (B, 1, T), lengths=None)` -> output
-    with `audio` and `commit_loss`, and have `config.sampling_rate`)."""
+    `cfg.model` (it must follow the generator contract: `model(audio (B, 1, T), lengths=None)` -> a
+    `tokenizer.model_outputs.CodecModelOutput`, and have `config.sampling_rate`)."""
     out = Path(cfg.out_dir)
     precision = cfg.mixed_precision
     if precision != "no" and not torch.cuda.is_available():
@@ -250,10 +250,11 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
                 terms["commit"] = torch.as_tensor(output.commit_loss, device=device, dtype=torch.float32)
                 loss = distortion + cfg.loss.commit * terms["commit"]
                 if cfg.objective == "rate_distortion":
-                    if getattr(output, "rate_loss", None) is None:
+                    if output.rate_loss is None:
                         raise ConfigError("objective=rate_distortion needs a model whose output has rate_loss")
                     terms["rate"] = output.rate_loss
-                    loss = output.rate_loss + lambda_rd * distortion + cfg.loss.commit * terms["commit"]
+                    loss = (rate_distortion_loss(output.rate_loss, distortion, lambda_rd)
+                            + cfg.loss.commit * terms["commit"])
                 accelerator.backward(loss / accum)
             values["loss/total"] += float(loss.detach()) / accum
             for k, v in terms.items():
@@ -274,10 +275,10 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
             now = time.time()
             values["time/seconds_per_step"] = (now - t_log) / (done - last_logged)
             t_log, last_logged = now, done
-            values.update({f"codebook/{k}": float(v) for k, v in (getattr(output, "stats", None) or {}).items()})
+            values.update({f"codebook/{k}": float(v) for k, v in output.stats.items()})
             if "loss/rate" in values:
                 values["rate/bps"] = values["loss/rate"] * sr
-            if getattr(output, "bits", None) is not None:
+            if output.bits is not None:
                 values["rate/bits"] = float(torch.as_tensor(output.bits).detach().float().mean())
             values = dict(values)
             logs = {"step": done, **values}

@@ -1,6 +1,6 @@
 """Generator and discriminator losses of the codec trainer. Audio is (B, 1, T) or (B, T) in [-1, 1].
 
-- `MultiScaleSpectralLoss` (from `tokenizer/losses.py`, shared with the codecs' own loss methods):
+- `MultiScaleSpectralLoss` (from `tokenizer/losses.py`, shared with the tests):
   Rate-Aware speech compression paper: log power and log mel spectra, L1 + L2, windows 2^5..2^11.
 - `MelLoss`: L1 between log mel spectrograms (HiFi-GAN / Vocos).
 - `time_l1`: L1 between waveforms.
@@ -10,6 +10,7 @@
 - `PerceptualFeatureLoss`: L1 between hidden states of a frozen transformers speech model (WavLM,
   HuBERT, wav2vec 2.0) loaded from a local directory.
 - `ReconstructionLoss`: the weighted sum of the reconstruction terms a `LossConfig` enables.
+- `rate_distortion_loss`: L = R + lambda D for entropy-coded codecs.
 
 Spectral terms are computed in float32 with autocast off, so mixed precision does not change them.
 """
@@ -24,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tokenizer.errors import ConfigError
-from tokenizer.losses import MultiScaleSpectralLoss, flat_float, mel_filters, stft_magnitude
+from tokenizer.losses import MultiScaleSpectralLoss, flat_float
+from tokenizer.modules.spectral import mel_filters, stft_magnitude
 from .config import LossConfig
 
 
@@ -177,3 +179,9 @@ class ReconstructionLoss(nn.Module):
         scale = self.recon_scale(step)
         total = sum(getattr(self.cfg, name) * scale * v for name, v in values.items())
         return (total if values else pred.new_zeros(())), values
+
+
+def rate_distortion_loss(rate: torch.Tensor, distortion: torch.Tensor, lambda_rd: float) -> torch.Tensor:
+    """The rate-distortion objective L = R + lambda_rd x D: R is the model output's `rate_loss` (estimated
+    bits per audio sample), D the weighted reconstruction (and adversarial) terms."""
+    return rate + lambda_rd * distortion

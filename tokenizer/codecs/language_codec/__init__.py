@@ -1,4 +1,4 @@
 from .configuration_language_codec import LanguageCodecConfig
-from .modeling_language_codec import LanguageCodecModel, LanguageCodecOutput
+from .modeling_language_codec import LanguageCodecModel
 
-__all__ = ["LanguageCodecConfig", "LanguageCodecModel", "LanguageCodecOutput"]
+__all__ = ["LanguageCodecConfig", "LanguageCodecModel"]

@@ -7,16 +7,13 @@ import torch
 
 from ...errors import ConfigError
 from ...modeling import CodecModel
-from ...outputs import CodecModelOutput
-from ...modules.conv import time_mask
+from ...model_outputs import CodecModelOutput
+from ...modules.masking import length_mask
 from ...modules.istft import ISTFTHead
 from ...modules.seanet import SEANetEncoder
 from ...modules.vocos import VocosBackbone
 from ...quantizers.mcrvq import MaskedChannelRVQ
 from .configuration_language_codec import LanguageCodecConfig
-
-
-LanguageCodecOutput = CodecModelOutput  # the shared training-output contract (tokenizer/outputs.py)
 
 
 class LanguageCodecModel(CodecModel):
@@ -51,18 +48,9 @@ class LanguageCodecModel(CodecModel):
     def supported_num_quantizers(self) -> list[int]:
         return list(self.config.quantizer_counts)
 
-    def check_num_quantizers(self, k: int | None) -> int:
-        k = self.config.num_quantizers if k is None else k
-        if not isinstance(k, int) or isinstance(k, bool):
-            raise ConfigError(f"num_quantizers must be an int, got {k!r}")
-        if k < self.config.num_parallel_quantizers:
-            raise ConfigError(
-                f"num_quantizers={k} is below the {self.config.num_parallel_quantizers} parallel MCRVQ "
-                "quantizers: latent channels would be left unrepresented"
-            )
-        if k not in self.config.quantizer_counts:
-            raise ConfigError(f"num_quantizers={k} not supported; choose one of {self.config.quantizer_counts}")
-        return k
+    def num_quantizers_note(self) -> str:
+        return (f"the decoder is trained for these counts; fewer than the {self.config.num_parallel_quantizers} "
+                "parallel MCRVQ quantizers would leave latent channels unrepresented")
 
     def bandwidth_id(self, k: int, batch: int, device) -> torch.Tensor:
         """AdaLayerNorm row for K codes per frame, one per item (B,)."""
@@ -72,45 +60,32 @@ class LanguageCodecModel(CodecModel):
         """audio (B, 1, T) -> latent (B, latent_dim, F), frame lengths (B,) | None."""
         return self.encoder(audio, lengths)
 
-    def encode(self, audio: torch.Tensor, lengths: torch.Tensor | None = None, num_quantizers: int | None = None):
-        """audio (B, 1, T) -> codes (B, K, ceil(T / hop)), frame lengths (B,)."""
-        k = self.check_num_quantizers(num_quantizers)
+    def _encode_codes(self, audio: torch.Tensor, lengths: torch.Tensor | None, num_quantizers: int):
         z, frame_lengths = self.encode_latent(audio, lengths)
-        codes = self.quantizer.encode(z, k)
-        if frame_lengths is None:
-            frame_lengths = torch.full((audio.shape[0],), codes.shape[-1], dtype=torch.long, device=codes.device)
-        else:
-            codes = codes * time_mask(frame_lengths, codes.shape[-1])[:, None, :]
-        return codes, frame_lengths
+        return self.quantizer.encode(z, num_quantizers), frame_lengths
 
     def decode_latent(self, latent: torch.Tensor, frame_lengths: torch.Tensor | None, bandwidth_id: torch.Tensor):
         """Quantized latent (B, D, F) -> audio (B, 1, F * hop)."""
         hidden = self.backbone(latent, bandwidth_id, frame_lengths)
         return self.head(hidden, frame_lengths)[:, None, :]
 
-    def decode(self, codes: torch.Tensor, frame_lengths: torch.Tensor | None = None,
-               bandwidth_id: int | torch.Tensor | None = None):
-        """codes (B, K, F) -> audio (B, 1, F * hop), sample lengths (B,).
-
-        `bandwidth_id` overrides the AdaLayerNorm row (official checkpoints: 0-3); default: the row of K.
-        """
-        k = self.check_num_quantizers(codes.shape[1])
+    def _decode_codes(self, codes: torch.Tensor, frame_lengths: torch.Tensor | None,
+                      bandwidth_id: int | torch.Tensor | None = None) -> torch.Tensor:
+        """`bandwidth_id` (a `decode` keyword) overrides the AdaLayerNorm row (official checkpoints: 0-3);
+        default: the row of K."""
         B = codes.shape[0]
         if bandwidth_id is None:
-            cond = self.bandwidth_id(k, B, codes.device)
+            cond = self.bandwidth_id(codes.shape[1], B, codes.device)
         else:
             cond = torch.as_tensor(bandwidth_id, dtype=torch.long, device=codes.device).expand(B)
             if int(cond.max()) >= self.config.adanorm_num_embeddings or int(cond.min()) < 0:
                 raise ConfigError(
                     f"bandwidth_id={bandwidth_id} outside [0, {self.config.adanorm_num_embeddings - 1}]"
                 )
-        audio = self.decode_latent(self.quantizer.decode(codes), frame_lengths, cond)
-        if frame_lengths is None:
-            frame_lengths = torch.full((B,), codes.shape[-1], dtype=torch.long, device=codes.device)
-        return audio, frame_lengths * self.config.hop_length
+        return self.decode_latent(self.quantizer.decode(codes), frame_lengths, cond)
 
     def forward(self, input_values: torch.Tensor, lengths: torch.Tensor | None = None,
-                num_quantizers: int | None = None) -> LanguageCodecOutput:
+                num_quantizers: int | None = None) -> CodecModelOutput:
         """Training pass. In training mode without `num_quantizers`, quantizer dropout draws K uniformly
         from `quantizer_counts` (one K per batch, so the decoder is conditioned on it)."""
         if num_quantizers is None and self.training:
@@ -118,10 +93,10 @@ class LanguageCodecModel(CodecModel):
             num_quantizers = counts[int(torch.randint(len(counts), (1,)))]
         k = self.check_num_quantizers(num_quantizers)
         z, frame_lengths = self.encode_latent(input_values, lengths)
-        mask = None if frame_lengths is None else time_mask(frame_lengths, z.shape[-1])
+        mask = None if frame_lengths is None else length_mask(frame_lengths, z.shape[-1])
         q = self.quantizer(z, k, mask=mask)
         audio = self.decode_latent(q.quantized, frame_lengths, self.bandwidth_id(k, z.shape[0], z.device))
-        return LanguageCodecOutput(
+        return CodecModelOutput(
             audio=audio, codes=q.codes, commit_loss=q.commit_loss * self.config.commitment_weight,
             frame_lengths=frame_lengths, num_quantizers=k, stats=q.stats,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from ...configuration import CodecConfig
+from ...configuration import CodecConfig, derived_field
 from ...errors import ConfigError
 
 PAPER_LAMBDAS = (0.25, 0.8, 2.0, 5.5, 9.0, 18.0)
@@ -26,8 +26,8 @@ class RateAwareConfig(CodecConfig):
     prior). Channel-wise model: y in `num_slices` equal slices, `entropy_hidden` channels per slice net.
     Coding: symbols clamped to [-codebook_size/2, codebook_size/2 - 1]; Gaussian scales from a table of
     `num_scales` log-spaced values in [`min_scale`, `max_scale`].
-    `num_quantizers` is derived (latent_dim + hyper_latent_dim, the rows of the code tensor): the field
-    exists only because the base contract stores it, and any value passed in is replaced.
+    `num_quantizers` is derived: latent_dim + hyper_latent_dim, the rows of the code tensor (a value
+    passed in, e.g. from a saved config.json, is ignored).
     `rd_lambda`: weight of the distortion in L = R + lambda D, R in bits per audio sample. Which rates a
     lambda gives depends on how D is normalised: the paper's six values are kept as presets, but with this
     toolkit's D (time L1 + `tokenizer.losses.MultiScaleSpectralLoss`: log power and log mel, L1 + L2,
@@ -45,6 +45,7 @@ class RateAwareConfig(CodecConfig):
 
     model_type = "rate_aware"
     PRESETS: ClassVar[tuple[str, ...]] = ("paper", "small", "tiny")
+    DERIVED: ClassVar[tuple[str, ...]] = ("num_quantizers",)
 
     sampling_rate: int = 16000
     n_fft: int = 640
@@ -70,14 +71,11 @@ class RateAwareConfig(CodecConfig):
     latent_gain: float = 16.0
     hyper_latent_gain: float = 16.0
     prior_init_scale: float = 1.0
-    num_quantizers: int | None = None
 
     def __post_init__(self, **kwargs):
         self.encoder_channels = list(self.encoder_channels)
         self.encoder_strides = list(self.encoder_strides)
         self.rwkv_layers = list(self.rwkv_layers)
-        # Derived, never chosen: a stale value (e.g. from to_dict() before overriding latent_dim) is replaced.
-        self.num_quantizers = self.latent_dim + self.hyper_latent_dim
         super().__post_init__(**kwargs)
         problems = []
         if len(self.encoder_strides) != len(self.encoder_channels) - 1:
@@ -101,6 +99,11 @@ class RateAwareConfig(CodecConfig):
             problems.append(f"rd_lambda={self.rd_lambda} must be > 0")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    @derived_field
+    def num_quantizers(self) -> int:
+        """Rows of the code tensor: latent_dim y channels + hyper_latent_dim z channels."""
+        return self.latent_dim + self.hyper_latent_dim
 
     @property
     def hop_length(self) -> int:

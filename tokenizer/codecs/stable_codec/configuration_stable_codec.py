@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from ...configuration import CodecConfig
+from ...configuration import CodecConfig, derived_field
 from ...errors import ConfigError
 from ...quantizers.fsq import check_quantization, effective_levels, stage_scales
 
@@ -35,12 +35,13 @@ class StableCodecConfig(CodecConfig):
     should then have right = 0).
 
     FSQ: `train_levels` are the level counts drawn in training; tokens use `quantizer_levels` levels per
-    stage and `num_quantizers` residual stages (see `set_quantization`). `codebook_size` is always
-    quantizer_levels ** latent_dim (kept as a field because the base contract reads it).
+    stage and `num_quantizers` residual stages (see `set_quantization`). `codebook_size` is derived:
+    quantizer_levels ** latent_dim (tokens of one stage).
     """
 
     model_type = "stable_codec"
     PRESETS: ClassVar[tuple[str, ...]] = ("paper", "paper_causal", "paper_12_5hz", "small", "tiny")
+    DERIVED: ClassVar[tuple[str, ...]] = ("codebook_size",)
 
     sampling_rate: int = 16000
     patch_size: int = 320
@@ -63,7 +64,6 @@ class StableCodecConfig(CodecConfig):
     noise_prob: float = 0.5
     quantizer_levels: int = 17
     num_quantizers: int = 1
-    codebook_size: int = 17 ** 6
 
     def __post_init__(self, **kwargs):
         self.hidden_sizes = [int(v) for v in self.hidden_sizes]
@@ -88,9 +88,13 @@ class StableCodecConfig(CodecConfig):
         if self.sliding_window is not None and (len(self.sliding_window) != 2 or min(self.sliding_window) < 0):
             raise ConfigError(f"sliding_window must be [left, right] >= 0 or None, got {self.sliding_window}")
         check_quantization(self.quantizer_levels, self.num_quantizers, self.train_levels)
-        self.codebook_size = self.quantizer_levels ** self.latent_dim
 
     # ------------------------------------------------------------------ derived values
+    @derived_field
+    def codebook_size(self) -> int:
+        """Tokens per stage: quantizer_levels ** latent_dim."""
+        return self.quantizer_levels ** self.latent_dim
+
     @property
     def hop_length(self) -> int:
         return self.patch_size * math.prod(self.strides)
@@ -126,7 +130,6 @@ class StableCodecConfig(CodecConfig):
         stages = 1 if stages is None else stages
         check_quantization(levels, stages, self.train_levels)
         self.quantizer_levels, self.num_quantizers = levels, stages
-        self.codebook_size = levels ** self.latent_dim
 
     # ------------------------------------------------------------------ presets
     @classmethod

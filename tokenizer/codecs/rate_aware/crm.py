@@ -5,10 +5,10 @@ block (local detail), the other is downsampled in time by a strided conv, runs t
 context at a lower frame rate) and is upsampled back; the halves are concatenated, fused by a 1x1 conv
 and added to the input.
 
-Length-aware like the rest of `modules/`: convolutions pad each item from its own length (zeros), the
-RWKV blocks are unidirectional and the upsampling is a transposed conv with kernel = stride (output
-frame t depends only on downsampled frame t // stride), so an item gives the same output alone and
-zero-padded inside a batch.
+Length-aware like the blocks in `tokenizer/modules/`: convolutions pad each item from its own length
+(zeros), the RWKV blocks are unidirectional and the upsampling is a transposed conv with kernel = stride
+(output frame t depends only on downsampled frame t // stride), so an item gives the same output alone
+and zero-padded inside a batch.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .conv import PaddedConv1d
+from ...modules.conv import PaddedConv1d
 from .rwkv import RWKVBlock
-from .seanet import SEANetResBlock
+from ...modules.seanet import SEANetResBlock
 
 
 class CRMBlock(nn.Module):
