@@ -229,9 +229,9 @@ def test_one_bad_language_row_skips_that_row_only(tmp_path, codec_dir, capsys):
 
 
 def test_phonemes_without_espeak_fail_up_front(tmp_path, codec_dir, corpus, capsys, monkeypatch):
-    from data_prep.text import phonemize
+    from data_prep import tokenize_corpus
 
-    monkeypatch.setattr(phonemize, "espeak_available", lambda: False)
+    monkeypatch.setattr(tokenize_corpus, "espeak_available", lambda: False)
     assert _run(corpus, codec_dir, tmp_path / "e") == 2
     _one_line_error(capsys, "espeak-ng", "--no-phonemes")
     assert not (tmp_path / "e").exists()
