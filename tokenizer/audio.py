@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -28,19 +29,77 @@ AudioInput = Union[np.ndarray, torch.Tensor, PathLike, Sequence[Union[np.ndarray
 def load_audio(source: AudioSource, name: str | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file (a path, or the file's bytes) as float32 `(C, T)` in [-1, 1] and its rate in Hz.
 
-    Raises `AudioError` naming the file when it cannot be read or holds no samples.
+    Raises `AudioError` naming the file when it cannot be read, holds no samples, or is truncated or
+    damaged (see `check_complete`): a damaged file decodes to less audio than its transcript speaks.
     """
     label = name or (f"<{len(source)} bytes>" if isinstance(source, (bytes, bytearray)) else str(source))
     if not isinstance(source, (bytes, bytearray)) and not Path(source).is_file():
         raise AudioError(f"audio file not found: {label}")
     try:
         handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-        data, sr = sf.read(handle, dtype="float32", always_2d=True)
+        with sf.SoundFile(handle) as f:
+            declared, fmt, sr = f.frames, f.format, f.samplerate
+            data = f.read(dtype="float32", always_2d=True)
+            log = f.extra_info  # libsndfile's notes on the header and the decode so far
     except Exception as exc:  # libsndfile raises several types; all mean "unreadable"
         raise AudioError(f"cannot read audio {label}: {exc}") from exc
     if data.shape[0] == 0:
         raise AudioError(f"audio {label} is empty (0 samples)")
+    check_complete(source, label, fmt, declared, data.shape[0], log)
     return np.ascontiguousarray(data.T), int(sr)
+
+
+# Sizes that streaming writers put in a header before they know the length (ffmpeg to a pipe writes
+# 0xFFFFFFFF, others 0x7FFFFFFF or a little less): no claim about the length, so never "truncated".
+_UNKNOWN_SIZE = 0x7FFF0000
+# libsndfile notes a chunk whose declared size exceeds what the file holds as "data : 176560 (should be 88258)".
+_CHUNK_SHORT = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# ... and damaged Ogg pages as "Corrupted bitstream" / "libogg reports a hole".
+_OGG_DAMAGE = re.compile(r"Corrupted bitstream|reports a hole")
+
+
+def check_complete(source: AudioSource, label: str, fmt: str, declared: int, decoded: int, log: str) -> None:
+    """Raise `AudioError` when a file decoded to less audio than it declares.
+
+    Checks, all from what the file itself states: fewer frames decoded than the header or stream declares
+    (MP3 frame counts, FLAC STREAMINFO, Ogg granule positions); a WAV/AIFF data chunk whose header size
+    exceeds the bytes present (libsndfile reads what is there and notes the shortfall in its log); Ogg
+    pages that libogg had to skip; an Ogg stream that stops before its end-of-stream page (cut off).
+    """
+    if 0 < declared < 2**62 and decoded < declared:  # 2**62: libsndfile's "length unknown"
+        raise AudioError(f"audio {label} is truncated or damaged: its header declares {declared} frames, "
+                         f"only {decoded} could be decoded")
+    for chunk, claimed, present in _CHUNK_SHORT.findall(log):
+        if int(present) < int(claimed) < _UNKNOWN_SIZE:
+            raise AudioError(f"audio {label} is truncated: its {chunk} chunk declares {claimed} bytes, "
+                             f"the file holds {present}")
+    if fmt == "OGG":
+        if _OGG_DAMAGE.search(log):
+            raise AudioError(f"audio {label} is damaged: corrupted Ogg pages were skipped while decoding")
+        problem = _ogg_end_problem(source)
+        if problem:
+            raise AudioError(f"audio {label} is truncated: {problem}")
+
+
+def _ogg_end_problem(source: AudioSource) -> str | None:
+    """Walk the Ogg page headers (27 bytes + segment table each, bodies skipped) and say what is wrong
+    with the end of the stream, or None when the last page is complete and flagged end-of-stream."""
+    with (io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")) as f:
+        size = f.seek(0, io.SEEK_END)
+        pos, last_flags = 0, None
+        while pos < size:
+            f.seek(pos)
+            head = f.read(27)
+            if len(head) < 27 or head[:4] != b"OggS":
+                return f"no Ogg page where one should start (byte {pos} of {size})"
+            segments = f.read(head[26])
+            end = pos + 27 + len(segments) + sum(segments)
+            if len(segments) < head[26] or end > size:
+                return f"the last Ogg page is cut off (byte {pos} of {size})"
+            pos, last_flags = end, head[5]
+    if last_flags is None or not last_flags & 0x04:
+        return "the Ogg stream ends without its end-of-stream page"
+    return None
 
 
 def audio_info(path: PathLike) -> tuple[float, int]:
