@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tokenizer.audio import load_audio, load_mono
+import torch
+
+from tokenizer.audio import load_audio, load_mono, prepare_audio
 from tokenizer.errors import AudioError
 
 SR = 16000
@@ -104,3 +106,87 @@ def test_intact_files_still_load(tmp_path, fmt, subtype):
     data = encoded(fmt, subtype)
     audio, sr = load_audio(data)
     assert audio.shape[0] == 1 and audio.shape[1] >= 2 * SR - 1 and sr == SR
+
+
+# -- array layouts, dtypes and rates -------------------------------------------------------------------
+
+
+def test_two_d_clips_follow_one_rule_alone_in_lists_and_in_batches():
+    tc = np.stack([speech_like(0.1), 0.5 * speech_like(0.1)], axis=1)  # (T, 2): soundfile's layout
+    mono = tc.mean(axis=1)
+    for form in (tc, tc.T, [tc], [tc.T], tc[None], tc.T[None], torch.from_numpy(tc), [torch.from_numpy(tc.T)]):
+        (clip,) = prepare_audio(form, SR, SR)
+        np.testing.assert_array_equal(clip, mono)
+    (clip,) = prepare_audio(np.ones((2, 2), np.float32) * [[0.2], [0.4]], SR, SR)  # a tie is (C, T)
+    np.testing.assert_allclose(clip, [0.3, 0.3])
+    for shape in [(17, 4000), (4000, 17), (17, 17)]:
+        with pytest.raises(AudioError, match=rf"has shape \({shape[0]}, {shape[1]}\): a 2-D array is one clip"):
+            prepare_audio([np.zeros(shape, np.float32)], SR, SR)
+
+
+@pytest.mark.parametrize("dtype,offset,scale", [(np.int16, 0, 2**15), (np.int32, 0, 2**31), (np.int8, 0, 2**7),
+                                                (np.uint8, 2**7, 2**7)])
+def test_integer_pcm_is_scaled(dtype, offset, scale):
+    info = np.iinfo(dtype)
+    pcm = np.array([info.min, offset, info.max, offset + 1], dtype=dtype)
+    (clip,) = prepare_audio(pcm, SR, SR)
+    np.testing.assert_array_equal(clip, ((pcm.astype(np.float64) - offset) / scale).astype(np.float32))
+    (clip,) = prepare_audio([torch.from_numpy(pcm)], SR, SR)
+    np.testing.assert_array_equal(clip, ((pcm.astype(np.float64) - offset) / scale).astype(np.float32))
+
+
+def test_pcm_scaling_matches_soundfile():
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([speech_like(), -speech_like()], 1), SR, format="WAV", subtype="PCM_16")
+    as_int, _ = sf.read(io.BytesIO(buf.getvalue()), dtype="int16")
+    as_float, _ = sf.read(io.BytesIO(buf.getvalue()), dtype="float32")
+    np.testing.assert_array_equal(prepare_audio([as_int], SR, SR)[0], prepare_audio([as_float], SR, SR)[0])
+
+
+@pytest.mark.parametrize("bad,message", [
+    (np.zeros(100, bool), "dtype bool"),
+    (np.zeros(100, np.complex64), "dtype complex64"),
+    (torch.zeros(100, dtype=torch.complex64), "dtype complex64"),
+    (np.zeros(100, np.int64), "dtype int64"),
+    (np.array(["a.wav"]), "dtype <U5"),
+    (np.full(100, 32767.0), "peak amplitude 32767; float audio must be in .* unscaled integer PCM"),
+    (np.full(100, 1e15, np.float32), "peak amplitude 1e\\+15"),
+])
+def test_unusable_dtypes_and_amplitudes_are_refused(bad, message):
+    with pytest.raises(AudioError, match=f"audio input has {message}"):
+        prepare_audio(bad, SR, SR)
+
+
+def test_float_audio_with_headroom_is_kept():
+    x = speech_like(0.1) * 4  # clipping headroom of float mixes: fine
+    np.testing.assert_array_equal(prepare_audio(x, SR, SR)[0], x)
+
+
+@pytest.mark.parametrize("rate,message", [(16, "sampling_rate=16 Hz is implausible"),
+                                          (2_000_000, "sampling_rate=2000000 Hz is implausible"),
+                                          ("16k", "must be a whole number of Hz, got '16k'"),
+                                          (16000.5, "whole number"), (True, "whole number")])
+def test_implausible_sampling_rates_are_refused(rate, message):
+    with pytest.raises(AudioError, match=message):
+        prepare_audio(speech_like(0.1), rate, SR)
+
+
+def test_accepted_rate_forms():
+    x = speech_like(0.1)
+    for rate in (16000, 16000.0, np.int64(16000)):
+        np.testing.assert_array_equal(prepare_audio(x, rate, SR)[0], x)
+
+
+def test_empty_batches_are_refused():
+    with pytest.raises(AudioError, match="empty list of audio"):
+        prepare_audio([], SR, SR)
+    with pytest.raises(AudioError, match=r"empty batch of audio \(shape \(0, 1, 100\)\)"):
+        prepare_audio(np.zeros((0, 1, 100), np.float32), SR, SR)
+
+
+def test_file_that_resamples_to_nothing_is_named(tmp_path):
+    sf.write(tmp_path / "one.wav", np.array([0.1], np.float32), 48000)
+    with pytest.raises(AudioError, match=r"one.wav \(resampled to 16000 Hz\) is empty"):
+        load_mono(tmp_path / "one.wav", 16000)
+    with pytest.raises(AudioError, match=r"one.wav \(resampled to 16000 Hz\) is empty"):
+        prepare_audio([tmp_path / "one.wav"], None, 16000)

@@ -62,6 +62,33 @@ def test_accepted_input_forms_agree(tok, tmp_path):
     assert torch.equal(tok([path, path]).codes[1:], ref)
 
 
+def test_channel_layouts_agree_alone_and_in_lists(tok, tmp_path):
+    """(T, C) as soundfile.read returns it, (C, T) as torchaudio.load does: one clip either way, alone or in
+    a list (a (T, C) list item used to be averaged over time into a C-sample clip)."""
+    sr = tok.sampling_rate
+    tc = np.stack([tone(0.4, sr, 220, s) for s in range(6)], axis=1)  # (T, 6)
+    path = tmp_path / "six.wav"
+    sf.write(path, tc, sr, subtype="FLOAT")
+    read, _ = sf.read(path, dtype="float32")
+    ref = tok(path)
+    assert ref.sample_lengths.tolist() == [len(tc)]
+    for form in (read, read.T, [read], [read.T], torch.from_numpy(read)[None], torch.from_numpy(read.T.copy())[None]):
+        enc = tok(form, sampling_rate=sr)
+        assert enc.sample_lengths.tolist() == [len(tc)]
+        assert torch.equal(enc.codes, ref.codes)
+
+
+def test_integer_pcm_is_scaled_like_soundfile(tok, tmp_path):
+    sr = tok.sampling_rate
+    path = tmp_path / "pcm16.wav"
+    sf.write(path, tone(0.4, sr), sr, subtype="PCM_16")
+    pcm, _ = sf.read(path, dtype="int16")  # what scipy.io.wavfile.read returns too
+    assert torch.equal(tok(pcm, sampling_rate=sr).codes, tok(path).codes)
+    assert torch.equal(tok([torch.from_numpy(pcm)], sampling_rate=sr).codes, tok(path).codes)
+    with pytest.raises(AudioError, match="peak amplitude 1.*unscaled integer PCM"):
+        tok(pcm.astype(np.float32), sampling_rate=sr)
+
+
 def test_derived_properties(tok):
     c = tok.config
     assert tok.frame_rate == c.sampling_rate / tok.hop_length
@@ -178,8 +205,8 @@ def test_errors(tok, tmp_path):
     inf[3] = np.inf
     with pytest.raises(AudioError, match="1 NaN/inf"):
         tok([tone(0.2, sr), inf], sampling_rate=sr)
-    with pytest.raises(AudioError, match=r"shape \(2, 100\)"):
-        tok(np.zeros((2, 100), np.float32), sampling_rate=sr)
+    with pytest.raises(AudioError, match=r"shape \(40, 100\): a 2-D array is one clip"):
+        tok(np.zeros((40, 100), np.float32), sampling_rate=sr)
     with pytest.raises(AudioError, match="shape"):
         tok(np.zeros((1, 1, 2, 100), np.float32), sampling_rate=sr)
     junk = tmp_path / "junk.wav"

@@ -168,9 +168,12 @@ class CodecTokenizer:
     ) -> CodecEncoding:
         """Encode audio to codes.
 
-        audio: a 1-D array/tensor (T,), a (B, C, T) array/tensor, a list of (T,) or (C, T) arrays of any
-        lengths, a file path or a list of paths. Arrays are taken at `sampling_rate` Hz (default: the
-        codec's rate); everything is resampled to the codec's rate and mixed to mono.
+        audio: one clip (a file path, or an array/tensor (T,), (C, T) or (T, C): the channel dimension is
+        the one of at most 16, so `soundfile.read` output works as is) or a batch (a list of clips of any
+        lengths, or a (B, C, T) array/tensor). A 2-D array is one clip, never a batch. Float samples are
+        expected in [-1, 1] (a peak above 100 is refused as unscaled PCM); int8/int16/int32/uint8 PCM is
+        scaled as soundfile reads it. Arrays are taken at `sampling_rate` Hz (default: the codec's rate;
+        1000 to 1000000); everything is resampled to the codec's rate and mixed to mono.
         num_quantizers: codes per frame (bitrate control), validated against the codec.
         chunk_seconds / context_seconds: windowing of long items (None disables chunking).
         batch_size: items encoded together (memory bound for long lists).
