@@ -311,3 +311,21 @@ def test_family_methods_return_ordinary_tensors():
     stream = rate_aware.decode_stream(data)
     assert not torch.is_inference(stream.codes)
     stream.codes[0, 0] = stream.codes[0, 0]
+
+
+def test_save_and_load_print_no_progress_bars(tmp_path, capfd):
+    from transformers.utils import logging as hf_logging
+
+    tok = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("language-codec", preset="tiny"))
+    assert hf_logging.is_progress_bar_enabled()
+    tok.save_pretrained(tmp_path / "ckpt")
+    AutoCodecTokenizer.from_pretrained(tmp_path / "ckpt")
+    err = capfd.readouterr().err
+    assert "Writing model shards" not in err and "Loading weights" not in err, err
+    assert hf_logging.is_progress_bar_enabled()  # the user's setting is restored
+    hf_logging.disable_progress_bar()
+    try:
+        AutoCodecTokenizer.from_pretrained(tmp_path / "ckpt")
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()

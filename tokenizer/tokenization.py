@@ -26,7 +26,7 @@ import torch
 
 from .audio import AudioInput, pad_batch, prepare_audio
 from .errors import CodecError, ConfigError
-from .loading import load_model, untrained_model
+from .loading import load_model, quiet_progress_bars, untrained_model
 from .modeling import CodecModel
 from .outputs import CodecDecoding, CodecEncoding
 from .registry import get_codec_spec
@@ -81,7 +81,8 @@ class CodecTokenizer:
         """Write `config.json` and `model.safetensors` (never pickle) to `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(directory, safe_serialization=True)
+        with quiet_progress_bars():
+            self.model.save_pretrained(directory, safe_serialization=True)
         return directory
 
     def to(self, device: str | torch.device) -> "CodecTokenizer":
