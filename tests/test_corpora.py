@@ -337,3 +337,20 @@ def test_builtin_sample_corpus():
         audio, sr = load_audio(u.audio)
         assert sr == SR and audio.shape[0] == 1 and 2.0 <= audio.shape[1] / sr <= 6.0
         assert 0.3 < np.abs(audio).max() <= 1.0
+
+
+def test_manifest_columns_never_override_computed_fields(tmp_path, caplog):
+    write_audio(tmp_path / "a.wav")
+    write_audio(tmp_path / "b.wav")
+    rows = [{"audio": "a.wav", "text": "A.", "duration": 99.0, "num_frames": "10", "emotion": "calm"},
+            {"audio": "b.wav", "text": "B.", "duration": "n/a", "phonemes": "x|y", "num_samples": 3}]
+    write(tmp_path / "m.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    corpus = Folder(tmp_path / "m.jsonl")
+    with caplog.at_level("WARNING", logger="data_prep.corpora.base"):
+        utts = list(corpus)
+    assert [u.extra for u in utts] == [{"emotion": "calm"}, {}]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 4 and all("the pipeline computes" in w for w in warnings)
+    assert "ignoring the 'duration' field the corpus gives (first for a)" in warnings[0]
+    write(tmp_path / "m.csv", "audio,text,num_frames,duration\na.wav,A.,276,5.5\nb.wav,B.,x,n/a\n")
+    assert [u.extra for u in Folder(tmp_path / "m.csv")] == [{}, {}]

@@ -3,7 +3,9 @@
 Folder: every `.wav`, `.flac`, `.ogg`, `.mp3` under `root` (recursive); the transcript is the file
 of the same name with `.txt` (else `.lab`). Manifest: one row per utterance with columns `audio`
 (a path relative to the manifest's folder, or absolute), `text`, and optionally `speaker`,
-`language`, `id`, `normalized_text`; other columns go to `Utterance.extra`.
+`language`, `id`, `normalized_text`; other columns go to `Utterance.extra`, except those named like a
+field the pipeline computes (`duration`, `num_frames`, `num_samples`, `phonemes`): they are ignored with
+one warning, so a manifest's `duration` never overrides the duration measured from the audio.
 
 An audio file without a transcript (no `.txt`/`.lab`, or an empty/missing `text` field) is still
 yielded, with `text=""`: tokenizing audio alone is legitimate, and consumers that need text can
