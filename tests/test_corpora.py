@@ -354,3 +354,30 @@ def test_manifest_columns_never_override_computed_fields(tmp_path, caplog):
     assert "ignoring the 'duration' field the corpus gives (first for a)" in warnings[0]
     write(tmp_path / "m.csv", "audio,text,num_frames,duration\na.wav,A.,276,5.5\nb.wav,B.,x,n/a\n")
     assert [u.extra for u in Folder(tmp_path / "m.csv")] == [{}, {}]
+
+
+def test_folder_takes_every_format_libsndfile_reads_and_reports_the_rest(tmp_path, caplog):
+    root = tmp_path / "ext"
+    write_audio(root / "a.wav")
+    sf.write(root / "b.opus", tone(), 48000, format="OGG", subtype="OPUS")
+    sf.write(root / "c.aiff", tone(), SR, format="AIFF")
+    sf.write(root / "d.aif", tone(), SR, format="AIFF")
+    sf.write(root / "e.FLAC", tone(), SR, format="FLAC")
+    sf.write(root / "f.wave", tone(), SR, format="WAV")
+    sf.write(root / "g.caf", tone(), SR, format="CAF")
+    write(root / "h.m4a", b"not for libsndfile")
+    write(root / "sub" / "i.wma", b"nor this")
+    write(root / "a.txt", "Transcript.")
+    write(root / ".DS_Store", b"\0")
+    with caplog.at_level("WARNING", logger="data_prep.corpora.folder"):
+        utts = list(get_corpus("folder", root))
+    assert [u.id for u in utts] == ["a", "b", "c", "d", "e", "f", "g"]
+    for u in utts:
+        assert load_audio(u.audio)[0].shape[1] in (800, 2400)  # 2400: opus at 48 kHz
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message == f"folder: left out 2 files under {root} that are not audio libsndfile reads: h.m4a, sub/i.wma"
+    only = tmp_path / "m4a"
+    for n in range(5):
+        write(only / f"{n}.m4a", b"x")
+    with pytest.raises(CorpusError, match=rf"no audio files under {only} \(only 0.m4a, 1.m4a, 2.m4a and 2 more\)"):
+        Folder(only)

@@ -7,6 +7,7 @@ same samples for the same file.
 
 from __future__ import annotations
 
+import functools
 import io
 import numbers
 import os
@@ -36,6 +37,20 @@ MIN_RATE, MAX_RATE = 1000, 1_000_000
 # Integer PCM -> float as soundfile/libsndfile read it: (x - offset) / scale.
 _PCM = {np.dtype(np.int8): (0, 2**7), np.dtype(np.int16): (0, 2**15), np.dtype(np.int32): (0, 2**31),
         np.dtype(np.uint8): (2**7, 2**7)}
+
+
+# Extensions files of a libsndfile format commonly carry besides the format's own name (".aiff", ".wav"...).
+_SUFFIX_ALIASES = {"AIFF": (".aif", ".aifc"), "WAV": (".wave",), "OGG": (".oga", ".opus"), "NIST": (".sph",),
+                   "AU": (".snd",), "SVX": (".iff", ".8svx"), "IRCAM": (".sf",)}
+
+
+@functools.cache
+def readable_suffixes() -> frozenset[str]:
+    """Lower-case file extensions (".wav", ".flac", ".opus", ".aif"...) of the formats the installed
+    libsndfile reads (`soundfile.available_formats()`, headerless RAW excepted) and their usual aliases."""
+    formats = set(sf.available_formats()) - {"RAW"}
+    return frozenset({f".{name.lower()}" for name in formats}
+                     | {alias for name in formats for alias in _SUFFIX_ALIASES.get(name, ())})
 
 
 def load_audio(source: AudioSource, name: str | None = None) -> tuple[np.ndarray, int]:

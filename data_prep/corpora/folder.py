@@ -1,7 +1,9 @@
 """Any folder of audio files, or a JSONL / CSV / TSV manifest listing them.
 
-Folder: every `.wav`, `.flac`, `.ogg`, `.mp3` under `root` (recursive); the transcript is the file
-of the same name with `.txt` (else `.lab`). Manifest: one row per utterance with columns `audio`
+Folder: every file under `root` (recursive) whose extension is one of a format libsndfile reads
+(`tokenizer.audio.readable_suffixes()`: .wav, .flac, .ogg, .opus, .mp3, .aiff, .aif, .wave, .caf, .w64...);
+the transcript is the file of the same name with `.txt` (else `.lab`). Other files (not transcripts, not
+hidden) are left out with one warning giving their count and a few names, e.g. `.m4a` files to convert. Manifest: one row per utterance with columns `audio`
 (a path relative to the manifest's folder, or absolute), `text`, and optionally `speaker`,
 `language`, `id`, `normalized_text`; other columns go to `Utterance.extra`, except those named like a
 field the pipeline computes (`duration`, `num_frames`, `num_samples`, `phonemes`): they are ignored with
@@ -17,19 +19,24 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from tokenizer.audio import readable_suffixes
+
 from ..errors import CorpusError
 from .base import DEFAULT_LANGUAGE, Corpus, Utterance, read_text, require_dir
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+logger = logging.getLogger(__name__)
+
+TRANSCRIPT_SUFFIXES = (".txt", ".lab")
 MANIFEST_SUFFIXES = (".jsonl", ".csv", ".tsv")
 DEFAULT_SPEAKER = "default"
 _KNOWN_COLUMNS = {"audio", "text", "normalized_text", "speaker", "language", "id"}
 LAYOUT = (
-    f"a folder of {'/'.join(s[1:] for s in AUDIO_SUFFIXES)} files (with optional same-name .txt/.lab "
+    "a folder of audio files libsndfile reads (wav/flac/ogg/opus/mp3/aiff...; with optional same-name .txt/.lab "
     f"transcripts) or a {'/'.join(s[1:] for s in MANIFEST_SUFFIXES)} manifest with an 'audio' column"
 )
 
@@ -53,8 +60,10 @@ class Folder(Corpus):
             self._check_manifest_columns()
         else:
             require_dir(self.root, self.name, LAYOUT)
-            if next(self._audio_files(), None) is None:
-                raise CorpusError(f"no audio files under {self.root}; expected {LAYOUT}")
+            others: list[Path] = []
+            if next(self._audio_files(others), None) is None:
+                found = f" (only {_some(others, self.root)})" if others else ""
+                raise CorpusError(f"no audio files under {self.root}{found}; expected {LAYOUT}")
 
     def _utterances(self) -> Iterator[Utterance]:
         seen: set[str] = set()
@@ -68,15 +77,27 @@ class Folder(Corpus):
 
     # -- folder mode --------------------------------------------------------------------------
 
-    def _audio_files(self) -> Iterator[Path]:
+    def _audio_files(self, others: list[Path] | None = None) -> Iterator[Path]:
+        """Audio files in sorted order; other files that are not transcripts or hidden go to `others`."""
+        suffixes = readable_suffixes()
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames.sort()  # os.walk visits subfolders in this (now sorted) order
             for name in sorted(filenames):
-                if name.lower().endswith(AUDIO_SUFFIXES):
+                suffix = os.path.splitext(name)[1].lower()
+                if suffix in suffixes:
                     yield Path(dirpath) / name
+                elif others is not None and suffix not in TRANSCRIPT_SUFFIXES and not name.startswith("."):
+                    others.append(Path(dirpath) / name)
 
     def _folder_utterances(self) -> Iterator[Utterance]:
-        for path in self._audio_files():
+        others: list[Path] = []
+        yield from self._folder_files(others)
+        if others:
+            logger.warning("%s: left out %d files under %s that are not audio libsndfile reads: %s",
+                           self.name, len(others), self.root, _some(others, self.root))
+
+    def _folder_files(self, others: list[Path]) -> Iterator[Utterance]:
+        for path in self._audio_files(others):
             rel = path.relative_to(self.root)
             text = ""
             for suffix in (".txt", ".lab"):
@@ -174,6 +195,13 @@ class Folder(Corpus):
                 language=_field(row, "language") or self.language,
                 extra={k: v for k, v in row.items() if k not in _KNOWN_COLUMNS},
             )
+
+
+def _some(paths: list[Path], root: Path | None = None, shown: int = 3) -> str:
+    """'a.m4a, b.wma, c.mp4 and 5 more' (relative to `root` when given)."""
+    names = [(p.relative_to(root) if root else p).as_posix() for p in paths[:shown]]
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(names) + more
 
 
 def _path_id(rel: Path) -> str:
