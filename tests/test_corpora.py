@@ -381,3 +381,40 @@ def test_folder_takes_every_format_libsndfile_reads_and_reports_the_rest(tmp_pat
         write(only / f"{n}.m4a", b"x")
     with pytest.raises(CorpusError, match=rf"no audio files under {only} \(only 0.m4a, 1.m4a, 2.m4a and 2 more\)"):
         Folder(only)
+
+
+# -- ids --------------------------------------------------------------------------------------------
+
+
+def test_bom_in_ljspeech_metadata_keeps_the_first_utterance(tmp_path):
+    root = tmp_path / "lj"
+    for n in ("0001", "0002"):
+        write_audio(root / "wavs" / f"LJ001-{n}.wav")
+    write(root / "metadata.csv", b"\xef\xbb\xbfLJ001-0001|Goodbye.|Goodbye.\r\nLJ001-0002|Two.|Two.\r\n")
+    corpus = LJSpeech(root)
+    assert [(u.id, u.text) for u in corpus] == [("LJ001-0001", "Goodbye."), ("LJ001-0002", "Two.")]
+    assert corpus.skipped == []
+
+
+def test_bom_in_librispeech_transcript_keeps_the_first_utterance(tmp_path):
+    ch = tmp_path / "ls" / "dev-clean" / "19" / "198"
+    for n in ("0000", "0001"):
+        write_audio(ch / f"19-198-{n}.flac")
+    write(ch / "19-198.trans.txt", b"\xef\xbb\xbf19-198-0000 FIRST LINE\n19-198-0001 SECOND LINE\n")
+    corpus = LibriSpeech(tmp_path / "ls")
+    assert [(u.id, u.text) for u in corpus] == [("19-198-0000", "FIRST LINE"), ("19-198-0001", "SECOND LINE")]
+    assert corpus.skipped == []
+
+
+def test_manifest_of_absolute_paths_keeps_speaker_folders_in_ids(tmp_path):
+    data = tmp_path / "absdata"
+    files = [write_audio(data / "spk1" / "0001.wav"), write_audio(data / "spk2" / "0001.wav"),
+             write_audio(data / "spk1" / "0002.wav")]
+    write_audio(tmp_path / "man" / "local" / "0001.wav")
+    rows = [{"audio": str(f), "text": "t"} for f in files] + [{"audio": "local/0001.wav", "text": "t"}]
+    write(tmp_path / "man" / "train.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    corpus = Folder(tmp_path / "man" / "train.jsonl")
+    assert [u.id for u in corpus] == ["spk1_0001", "spk2_0001", "spk1_0002", "local_0001"]
+    assert corpus.skipped == []
+    write(tmp_path / "man" / "one.jsonl", json.dumps({"audio": str(files[1])}) + "\n")
+    assert [u.id for u in Folder(tmp_path / "man" / "one.jsonl")] == ["0001"]

@@ -46,7 +46,9 @@ class Folder(Corpus):
 
     Folder mode: id = path relative to `root` without suffix, "/" replaced by "_"; speaker = the
     first folder under `root` ("default" for files directly in `root`); sorted by relative path.
-    Manifest mode: rows in file order; id defaults to the audio path as in folder mode.
+    Manifest mode: rows in file order; id defaults to the audio path as in folder mode, relative to the
+    manifest's folder, or for files outside it relative to the deepest folder holding all of those
+    (`/data/spk1/0001.wav` and `/data/spk2/0001.wav` -> `spk1_0001`, `spk2_0001`).
     """
 
     name = "folder"
@@ -166,26 +168,41 @@ class Folder(Corpus):
                 return
         raise CorpusError(f"manifest {self.root} has no usable rows; expected {LAYOUT}")
 
+    def _audio_path(self, row: dict[str, Any]) -> Path | None:
+        audio = str(row.get("audio") or "").strip()
+        if not audio:
+            return None
+        path = Path(audio).expanduser()
+        return path if path.is_absolute() else self.root.parent / path
+
+    def _outside_root(self) -> Path | None:
+        """The deepest folder holding every listed file outside the manifest's folder (None if none is)."""
+        outside = []
+        for _, row, _ in self._rows():
+            path = self._audio_path(row) if row is not None else None
+            if path is not None and not path.is_relative_to(self.root.parent):
+                outside.append(str(path.parent))
+        return Path(os.path.commonpath(outside)) if outside else None
+
     def _manifest_utterances(self) -> Iterator[Utterance]:
         base = self.root.parent
+        # Ids of files outside the manifest's folder are their paths relative to the folder that holds
+        # them all: the bare file name would make spk1/0001.wav and spk2/0001.wav collide.
+        outside_root = self._outside_root()
         for lineno, row, reason in self._rows():
             item = f"{self.root}:{lineno}"
             if row is None:
                 self._skip(item, reason)
                 continue
-            audio = str(row.get("audio") or "").strip()
-            if not audio:
+            path = self._audio_path(row)
+            if path is None:
                 self._skip(item, f"line {lineno} has no audio path")
                 continue
-            path = Path(audio).expanduser()
-            path = path if path.is_absolute() else base / path
             if not path.is_file():
                 self._skip(item, f"audio file not found: {path}")
                 continue
-            try:
-                default_id = _path_id(path.relative_to(base))
-            except ValueError:  # absolute path outside the manifest's folder
-                default_id = path.stem
+            inside = path.is_relative_to(base)
+            default_id = _path_id(path.relative_to(base if inside or outside_root is None else outside_root))
             yield Utterance(
                 id=_field(row, "id") or default_id,
                 audio=str(path),
