@@ -43,3 +43,35 @@ def test_manifest_duration_and_num_frames_columns_do_not_override(tmp_path, code
     assert recs["a"]["num_samples"] == 8000 and recs["a"]["speaker"] == "s1"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["seconds"] == pytest.approx(0.75)
+
+
+def test_damaged_and_unusable_files_are_skipped_and_recorded(tmp_path, codec_dir):
+    root = tmp_path / "trc"
+    root.mkdir()
+    text = "Goodbye. Thank you for trying."
+    sf.write(root / "good.wav", clip(0.5), SR)
+    noisy = clip(2.0) + 0.05 * np.random.default_rng(0).standard_normal(2 * SR).astype(np.float32)
+    for name, fmt in (("a.wav", "WAV"), ("b.ogg", "OGG"), ("c.mp3", "MP3")):
+        sf.write(root / name, noisy, SR, format=fmt)
+    wav = bytearray((root / "a.wav").read_bytes())
+    i = wav.index(b"data")
+    wav[i + 4 : i + 8] = (2 * int.from_bytes(wav[i + 4 : i + 8], "little")).to_bytes(4, "little")
+    (root / "a.wav").write_bytes(wav)  # header claims twice the frames the file holds
+    ogg = bytearray((root / "b.ogg").read_bytes())
+    ogg[len(ogg) // 2 : len(ogg) // 2 + 20] = bytes(20)  # 20 damaged bytes mid-stream
+    (root / "b.ogg").write_bytes(ogg)
+    mp3 = (root / "c.mp3").read_bytes()
+    (root / "c.mp3").write_bytes(mp3[: int(len(mp3) * 0.6)])
+    sf.write(root / "d.wav", np.array([0.1], np.float32), 48000)  # resamples to 0 samples
+    for name in ("good", "a", "b", "c", "d"):
+        (root / f"{name}.txt").write_text(text)
+    out = tmp_path / "out"
+    assert main(["folder", "--root", str(root), "--codec", str(codec_dir), "--out", str(out), "--no-phonemes",
+                 "--num-workers", "0"]) == 0
+    assert list(records(out)) == ["good"]
+    skipped = {json.loads(line)["id"]: json.loads(line)["reason"] for line in (out / "skipped.jsonl").open()}
+    assert sorted(skipped) == ["a", "b", "c", "d"]
+    assert "a.wav is truncated: its data chunk declares" in skipped["a"]
+    assert "b.ogg is damaged" in skipped["b"] or "b.ogg is truncated or damaged" in skipped["b"]
+    assert "c.mp3 is truncated or damaged: its header declares 32000 frames" in skipped["c"]
+    assert "d (resampled to 16000 Hz) is empty" in skipped["d"]
