@@ -119,6 +119,8 @@ def _ogg_end_problem(source: AudioSource) -> str | None:
             f.seek(pos)
             head = f.read(27)
             if len(head) < 27 or head[:4] != b"OggS":
+                if last_flags is not None and last_flags & 0x04:
+                    break  # bytes after a finished stream (a tag some tools append) lose no audio
                 return f"no Ogg page where one should start (byte {pos} of {size})"
             segments = f.read(head[26])
             end = pos + 27 + len(segments) + sum(segments)
@@ -162,8 +164,8 @@ def check_samples(audio: np.ndarray, label: str) -> None:
         raise AudioError(f"audio {label} has {bad} NaN/inf samples")
     peak = float(np.abs(audio).max())
     if peak > MAX_PEAK:
-        raise AudioError(f"audio {label} has peak amplitude {peak:.6g}; float audio must be in [-1, 1] "
-                         "(likely unscaled integer PCM: divide int16 by 32768, or pass the int16 array itself)")
+        raise AudioError(f"audio {label} has peak amplitude {peak:.6g}; float audio must be in [-1, 1] (likely "
+                         "unscaled integer PCM: divide int16 by 32768 or pass the int16 array itself; or a corrupt file)")
 
 
 def check_rate(rate, what: str) -> int:
