@@ -337,3 +337,84 @@ def test_builtin_sample_corpus():
         audio, sr = load_audio(u.audio)
         assert sr == SR and audio.shape[0] == 1 and 2.0 <= audio.shape[1] / sr <= 6.0
         assert 0.3 < np.abs(audio).max() <= 1.0
+
+
+def test_manifest_columns_never_override_computed_fields(tmp_path, caplog):
+    write_audio(tmp_path / "a.wav")
+    write_audio(tmp_path / "b.wav")
+    rows = [{"audio": "a.wav", "text": "A.", "duration": 99.0, "num_frames": "10", "emotion": "calm"},
+            {"audio": "b.wav", "text": "B.", "duration": "n/a", "phonemes": "x|y", "num_samples": 3}]
+    write(tmp_path / "m.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    corpus = Folder(tmp_path / "m.jsonl")
+    with caplog.at_level("WARNING", logger="data_prep.corpora.base"):
+        utts = list(corpus)
+    assert [u.extra for u in utts] == [{"emotion": "calm"}, {}]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 4 and all("the pipeline computes" in w for w in warnings)
+    assert "ignoring the 'duration' field the corpus gives (first for a)" in warnings[0]
+    write(tmp_path / "m.csv", "audio,text,num_frames,duration\na.wav,A.,276,5.5\nb.wav,B.,x,n/a\n")
+    assert [u.extra for u in Folder(tmp_path / "m.csv")] == [{}, {}]
+
+
+def test_folder_takes_every_format_libsndfile_reads_and_reports_the_rest(tmp_path, caplog):
+    root = tmp_path / "ext"
+    write_audio(root / "a.wav")
+    sf.write(root / "b.opus", tone(), 48000, format="OGG", subtype="OPUS")
+    sf.write(root / "c.aiff", tone(), SR, format="AIFF")
+    sf.write(root / "d.aif", tone(), SR, format="AIFF")
+    sf.write(root / "e.FLAC", tone(), SR, format="FLAC")
+    sf.write(root / "f.wave", tone(), SR, format="WAV")
+    sf.write(root / "g.caf", tone(), SR, format="CAF")
+    write(root / "h.m4a", b"not for libsndfile")
+    write(root / "sub" / "i.wma", b"nor this")
+    write(root / "a.txt", "Transcript.")
+    write(root / ".DS_Store", b"\0")
+    with caplog.at_level("WARNING", logger="data_prep.corpora.folder"):
+        utts = list(get_corpus("folder", root))
+    assert [u.id for u in utts] == ["a", "b", "c", "d", "e", "f", "g"]
+    for u in utts:
+        assert load_audio(u.audio)[0].shape[1] in (800, 2400)  # 2400: opus at 48 kHz
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message == f"folder: left out 2 files under {root} that are not audio libsndfile reads: h.m4a, sub/i.wma"
+    only = tmp_path / "m4a"
+    for n in range(5):
+        write(only / f"{n}.m4a", b"x")
+    with pytest.raises(CorpusError, match=rf"no audio files under {only} \(only 0.m4a, 1.m4a, 2.m4a and 2 more\)"):
+        Folder(only)
+
+
+# -- ids --------------------------------------------------------------------------------------------
+
+
+def test_bom_in_ljspeech_metadata_keeps_the_first_utterance(tmp_path):
+    root = tmp_path / "lj"
+    for n in ("0001", "0002"):
+        write_audio(root / "wavs" / f"LJ001-{n}.wav")
+    write(root / "metadata.csv", b"\xef\xbb\xbfLJ001-0001|Goodbye.|Goodbye.\r\nLJ001-0002|Two.|Two.\r\n")
+    corpus = LJSpeech(root)
+    assert [(u.id, u.text) for u in corpus] == [("LJ001-0001", "Goodbye."), ("LJ001-0002", "Two.")]
+    assert corpus.skipped == []
+
+
+def test_bom_in_librispeech_transcript_keeps_the_first_utterance(tmp_path):
+    ch = tmp_path / "ls" / "dev-clean" / "19" / "198"
+    for n in ("0000", "0001"):
+        write_audio(ch / f"19-198-{n}.flac")
+    write(ch / "19-198.trans.txt", b"\xef\xbb\xbf19-198-0000 FIRST LINE\n19-198-0001 SECOND LINE\n")
+    corpus = LibriSpeech(tmp_path / "ls")
+    assert [(u.id, u.text) for u in corpus] == [("19-198-0000", "FIRST LINE"), ("19-198-0001", "SECOND LINE")]
+    assert corpus.skipped == []
+
+
+def test_manifest_of_absolute_paths_keeps_speaker_folders_in_ids(tmp_path):
+    data = tmp_path / "absdata"
+    files = [write_audio(data / "spk1" / "0001.wav"), write_audio(data / "spk2" / "0001.wav"),
+             write_audio(data / "spk1" / "0002.wav")]
+    write_audio(tmp_path / "man" / "local" / "0001.wav")
+    rows = [{"audio": str(f), "text": "t"} for f in files] + [{"audio": "local/0001.wav", "text": "t"}]
+    write(tmp_path / "man" / "train.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    corpus = Folder(tmp_path / "man" / "train.jsonl")
+    assert [u.id for u in corpus] == ["spk1_0001", "spk2_0001", "spk1_0002", "local_0001"]
+    assert corpus.skipped == []
+    write(tmp_path / "man" / "one.jsonl", json.dumps({"audio": str(files[1])}) + "\n")
+    assert [u.id for u in Folder(tmp_path / "man" / "one.jsonl")] == ["0001"]

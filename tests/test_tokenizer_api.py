@@ -62,6 +62,33 @@ def test_accepted_input_forms_agree(tok, tmp_path):
     assert torch.equal(tok([path, path]).codes[1:], ref)
 
 
+def test_channel_layouts_agree_alone_and_in_lists(tok, tmp_path):
+    """(T, C) as soundfile.read returns it, (C, T) as torchaudio.load does: one clip either way, alone or in
+    a list (a (T, C) list item used to be averaged over time into a C-sample clip)."""
+    sr = tok.sampling_rate
+    tc = np.stack([tone(0.4, sr, 220, s) for s in range(6)], axis=1)  # (T, 6)
+    path = tmp_path / "six.wav"
+    sf.write(path, tc, sr, subtype="FLOAT")
+    read, _ = sf.read(path, dtype="float32")
+    ref = tok(path)
+    assert ref.sample_lengths.tolist() == [len(tc)]
+    for form in (read, read.T, [read], [read.T], torch.from_numpy(read)[None], torch.from_numpy(read.T.copy())[None]):
+        enc = tok(form, sampling_rate=sr)
+        assert enc.sample_lengths.tolist() == [len(tc)]
+        assert torch.equal(enc.codes, ref.codes)
+
+
+def test_integer_pcm_is_scaled_like_soundfile(tok, tmp_path):
+    sr = tok.sampling_rate
+    path = tmp_path / "pcm16.wav"
+    sf.write(path, tone(0.4, sr), sr, subtype="PCM_16")
+    pcm, _ = sf.read(path, dtype="int16")  # what scipy.io.wavfile.read returns too
+    assert torch.equal(tok(pcm, sampling_rate=sr).codes, tok(path).codes)
+    assert torch.equal(tok([torch.from_numpy(pcm)], sampling_rate=sr).codes, tok(path).codes)
+    with pytest.raises(AudioError, match="peak amplitude 1.*unscaled integer PCM"):
+        tok(pcm.astype(np.float32), sampling_rate=sr)
+
+
 def test_derived_properties(tok):
     c = tok.config
     assert tok.frame_rate == c.sampling_rate / tok.hop_length
@@ -178,8 +205,8 @@ def test_errors(tok, tmp_path):
     inf[3] = np.inf
     with pytest.raises(AudioError, match="1 NaN/inf"):
         tok([tone(0.2, sr), inf], sampling_rate=sr)
-    with pytest.raises(AudioError, match=r"shape \(2, 100\)"):
-        tok(np.zeros((2, 100), np.float32), sampling_rate=sr)
+    with pytest.raises(AudioError, match=r"shape \(40, 100\): a 2-D array is one clip"):
+        tok(np.zeros((40, 100), np.float32), sampling_rate=sr)
     with pytest.raises(AudioError, match="shape"):
         tok(np.zeros((1, 1, 2, 100), np.float32), sampling_rate=sr)
     junk = tmp_path / "junk.wav"
@@ -220,3 +247,85 @@ def test_overrides_on_a_preset_rederive_dependent_fields():
     assert cfg.quantizer_counts == [5]
     with pytest.raises(ConfigError, match="unknown config field"):
         AutoCodecConfig.for_model("language-codec", preset="tiny", no_such_field=1)
+
+
+def test_outputs_are_ordinary_tensors(tok):
+    """Made under no_grad, not inference_mode: an embedding of the codes trains, edits in place work."""
+    sr = tok.sampling_rate
+    enc = tok([tone(0.3, sr), tone(0.2, sr, 330)], sampling_rate=sr)
+    emb = torch.nn.Embedding(tok.codebook_size, 4)
+    emb(enc.codes).sum().backward()
+    assert emb.weight.grad is not None and emb.weight.grad.abs().sum() > 0
+    enc.codes[:, :, 0] = 0  # in-place edit of the codes
+    dec = tok.decode(enc)
+    dec.audio *= 0.5  # and of the decoded audio
+    assert torch.isfinite(dec.audio).all() and not dec.audio.requires_grad
+
+
+def test_encoding_mapping_access_and_to(tok):
+    sr = tok.sampling_rate
+    enc = tok([tone(0.3, sr), tone(0.2, sr, 330)], sampling_rate=sr)
+    assert list(enc.keys()) == ["codes", "lengths", "mask", "sample_lengths"]
+    as_dict = dict(enc)
+    assert list(as_dict) == list(enc.keys()) and "mask" in enc and "sampling_rate" not in enc
+    assert as_dict["codes"] is enc.codes and enc["lengths"] is enc.lengths
+    assert torch.equal(enc["mask"], enc.mask) and enc["mask"].sum(1).tolist() == enc.lengths.tolist()
+    assert [k for k, _ in enc.items()] == list(enc.keys()) and len(enc.values()) == 4
+    with pytest.raises(KeyError, match="'code'"):
+        enc["code"]
+    assert len(enc) == 2 and enc[1].shape == (tok.num_quantizers, int(enc.lengths[1]))  # the per-item view
+    moved = enc.to("meta")
+    assert moved is not enc and all(v.device.type == "meta" for v in moved.values())
+    assert enc.codes.device.type == "cpu" and moved.sampling_rate == sr and moved.frame_rate == enc.frame_rate
+    again = enc.to("cpu")
+    assert torch.equal(tok.decode(again).audio, tok.decode(enc).audio)
+    assert torch.equal(tok.encode(tone(0.2, sr), sampling_rate=sr).codes, tok(tone(0.2, sr), sampling_rate=sr).codes)
+
+
+def test_decode_accepts_stored_code_dtypes_and_refuses_empty(tok):
+    sr = tok.sampling_rate
+    enc = tok(tone(0.3, sr), sampling_rate=sr)
+    ref = tok.decode(enc.codes).audio
+    for dtype in (np.uint16, np.uint8, np.int32, np.uint32):  # shards store the smallest unsigned type
+        stored = enc.codes.numpy().astype(dtype)
+        assert torch.equal(tok.decode(stored).audio, ref), dtype
+        assert torch.equal(tok.decode(torch.from_numpy(stored)).audio, ref), dtype
+    too_big = np.full((1, tok.num_quantizers, 3), tok.codebook_size, np.uint16)
+    with pytest.raises(CodecError, match=f"code {tok.codebook_size} outside the codebook"):
+        tok.decode(too_big)
+    with pytest.raises(CodecError, match=r"codes have 0 items \(shape \(0, "):
+        tok.decode(enc.codes[:0])
+    with pytest.raises(AudioError, match="empty list of audio"):
+        tok([], sampling_rate=sr)
+    with pytest.raises(AudioError, match="empty batch of audio"):
+        tok(np.zeros((0, 1, 100), np.float32), sampling_rate=sr)
+
+
+def test_family_methods_return_ordinary_tensors():
+    stable = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("stable-codec", preset="tiny"))
+    latents, frames = stable.encode_continuous(tone(0.3, stable.sampling_rate), sampling_rate=stable.sampling_rate)
+    assert not torch.is_inference(latents) and not torch.is_inference(frames)
+    latents += 0  # in place
+    rate_aware = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("rate-aware", preset="tiny"))
+    data = rate_aware.compress(tone(0.3, rate_aware.sampling_rate), sampling_rate=rate_aware.sampling_rate)
+    stream = rate_aware.decode_stream(data)
+    assert not torch.is_inference(stream.codes)
+    stream.codes[0, 0] = stream.codes[0, 0]
+
+
+def test_save_and_load_print_no_progress_bars(tmp_path, capfd):
+    from transformers.utils import logging as hf_logging
+
+    tok = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("language-codec", preset="tiny"))
+    assert hf_logging.is_progress_bar_enabled()
+    tok.save_pretrained(tmp_path / "ckpt")
+    AutoCodecTokenizer.from_pretrained(tmp_path / "ckpt")
+    err = capfd.readouterr().err
+    assert "Writing model shards" not in err and "Loading weights" not in err, err
+    assert hf_logging.is_progress_bar_enabled()  # the user's setting is restored
+    hf_logging.disable_progress_bar()
+    try:
+        AutoCodecTokenizer.from_pretrained(tmp_path / "ckpt")
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()

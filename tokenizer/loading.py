@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -63,6 +65,25 @@ def builtin_dir(key: str) -> Path | None:
     return directory if (directory / "model.safetensors").is_file() else None
 
 
+@contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """Silence transformers' "Loading weights" / "Writing model shards" bars (transformers 5 draws one
+    per `from_pretrained` / `save_pretrained`), then restore the previous state of transformers' and
+    huggingface_hub's progress-bar switches, so a user's own setting survives."""
+    # Imported here, not at the top: `import tokenizer` stays light until a model is loaded or saved.
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on, hub_was_off = hf_logging.is_progress_bar_enabled(), are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+        (disable_progress_bars if hub_was_off else enable_progress_bars)()
+
+
 def untrained_model(config, seed: int | None = 0) -> torch.nn.Module:
     """A codec model with random weights from `config`, seeded so that runs are reproducible."""
     model_class = get_codec_spec(config.model_type).model_class
@@ -91,7 +112,8 @@ def load_model(name_or_path: str | os.PathLike, random_weights: bool = False) ->
     if not weights.is_file():
         raise CodecError(f"{where} has no model.safetensors (a codec directory holds config.json + model.safetensors)")
     try:
-        model = spec.model_class.from_pretrained(str(where), dtype=torch.float32)
+        with quiet_progress_bars():
+            model = spec.model_class.from_pretrained(str(where), dtype=torch.float32)
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CodecError(f"cannot load codec weights {weights}: {first}") from exc

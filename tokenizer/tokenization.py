@@ -26,7 +26,7 @@ import torch
 
 from .audio import AudioInput, pad_batch, prepare_audio
 from .errors import CodecError, ConfigError
-from .loading import load_model, untrained_model
+from .loading import load_model, quiet_progress_bars, untrained_model
 from .modeling import CodecModel
 from .outputs import CodecDecoding, CodecEncoding
 from .registry import get_codec_spec
@@ -40,6 +40,11 @@ class CodecTokenizer:
     Properties (derived from the config): `sampling_rate` (Hz), `hop_length` (samples per frame),
     `frame_rate` (Hz), `num_quantizers` (codes per frame by default), `codebook_size`, `bitrate`
     (bits per second) and `tokens_per_second`.
+
+    `tok(audio)` encodes and `tok.decode(codes)` decodes, under `torch.no_grad()`: their tensors are
+    ordinary ones that can enter an autograd graph (e.g. through an embedding) and be edited in place.
+    `tok.encode` is an alias of `tok(...)` and returns the same `CodecEncoding` (not a list of ids as a
+    transformers text tokenizer's `encode` does).
     """
 
     def __init__(self, model: CodecModel):
@@ -76,7 +81,8 @@ class CodecTokenizer:
         """Write `config.json` and `model.safetensors` (never pickle) to `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(directory, safe_serialization=True)
+        with quiet_progress_bars():
+            self.model.save_pretrained(directory, safe_serialization=True)
         return directory
 
     def to(self, device: str | torch.device) -> "CodecTokenizer":
@@ -156,7 +162,7 @@ class CodecTokenizer:
                 f"{self.num_quantizers} x {self.codebook_size} codes, {self.bitrate:g} bps)")
 
     # ----------------------------------------------------------------- encoding
-    @torch.inference_mode()
+    @torch.no_grad()
     def __call__(
         self,
         audio: AudioInput,
@@ -168,9 +174,12 @@ class CodecTokenizer:
     ) -> CodecEncoding:
         """Encode audio to codes.
 
-        audio: a 1-D array/tensor (T,), a (B, C, T) array/tensor, a list of (T,) or (C, T) arrays of any
-        lengths, a file path or a list of paths. Arrays are taken at `sampling_rate` Hz (default: the
-        codec's rate); everything is resampled to the codec's rate and mixed to mono.
+        audio: one clip (a file path, or an array/tensor (T,), (C, T) or (T, C): the channel dimension is
+        the one of at most 16, so `soundfile.read` output works as is) or a batch (a list of clips of any
+        lengths, or a (B, C, T) array/tensor). A 2-D array is one clip, never a batch. Float samples are
+        expected in [-1, 1] (a peak above 100 is refused as unscaled PCM); int8/int16/int32/uint8 PCM is
+        scaled as soundfile reads it. Arrays are taken at `sampling_rate` Hz (default: the codec's rate;
+        1000 to 1000000); everything is resampled to the codec's rate and mixed to mono.
         num_quantizers: codes per frame (bitrate control), validated against the codec.
         chunk_seconds / context_seconds: windowing of long items (None disables chunking).
         batch_size: items encoded together (memory bound for long lists).
@@ -205,7 +214,7 @@ class CodecTokenizer:
             sampling_rate=self.sampling_rate, frame_rate=self.frame_rate,
         )
 
-    encode = __call__
+    encode = __call__  # documented alias (see the class docstring)
 
     def _encode_clips(self, clips: Sequence[np.ndarray], k: int) -> list[torch.Tensor]:
         """Encode mono clips in one padded batch; returns codes (K, F_i) per clip."""
@@ -241,7 +250,17 @@ class CodecTokenizer:
 
     # ----------------------------------------------------------------- decoding
     def _check_codes(self, codes) -> torch.Tensor:
+        """Codes as int64 (B, K, F), checked. Unsigned integer codes (the uint16/uint8 arrays shards store,
+        which torch cannot reduce) are range-checked in numpy, then cast."""
+        if isinstance(codes, torch.Tensor) and codes.dtype in (torch.uint16, torch.uint32, torch.uint64):
+            codes = codes.cpu().numpy()
         if isinstance(codes, np.ndarray):
+            if codes.dtype.kind == "u":
+                if codes.size and int(codes.max()) >= self.codebook_size:
+                    raise CodecError(f"code {int(codes.max())} outside the codebook [0, {self.codebook_size - 1}]")
+                codes = codes.astype(np.int64)
+            elif codes.dtype.kind not in "ifcb":
+                raise CodecError(f"codes must be integers, got dtype {codes.dtype}")
             codes = torch.from_numpy(codes)
         if not isinstance(codes, torch.Tensor):
             raise CodecError(f"codes must be a tensor or numpy array, got {type(codes).__name__}")
@@ -251,6 +270,8 @@ class CodecTokenizer:
             codes = codes[None]
         if codes.ndim != 3:
             raise CodecError(f"codes must have shape (B, K, F) or (K, F), got {tuple(codes.shape)}")
+        if codes.shape[0] == 0:
+            raise CodecError(f"codes have 0 items (shape {tuple(codes.shape)}): nothing to decode")
         if codes.shape[-1] == 0:
             raise CodecError("codes have 0 frames: nothing to decode")
         self.model.check_num_quantizers(codes.shape[1])
@@ -260,7 +281,7 @@ class CodecTokenizer:
             raise CodecError(f"code {bad} outside the codebook [0, {self.codebook_size - 1}]")
         return codes.long()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode(self, codes, lengths: torch.Tensor | Sequence[int] | None = None, chunk_seconds: float | None = 30.0,
                context_seconds: float = 2.0, **kwargs) -> CodecDecoding:
         """Codes -> audio.
@@ -272,10 +293,11 @@ class CodecTokenizer:
         """
         sample_lengths = None
         if isinstance(codes, CodecEncoding):
-            lengths, sample_lengths, codes = codes.lengths, codes.sample_lengths, codes.codes
+            lengths, sample_lengths, codes = codes.lengths.cpu(), codes.sample_lengths.cpu(), codes.codes
         codes = self._check_codes(codes)
         B, K, F = codes.shape
-        lengths = torch.full((B,), F, dtype=torch.long) if lengths is None else torch.as_tensor(lengths, dtype=torch.long)
+        lengths = (torch.full((B,), F, dtype=torch.long) if lengths is None
+                   else torch.as_tensor(lengths, dtype=torch.long, device="cpu"))
         if lengths.shape != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > F:
             raise CodecError(f"lengths {lengths.tolist()} must be {B} values in [1, {F}]")
         limit = None if chunk_seconds is None else round((chunk_seconds + 2 * context_seconds) * self.frame_rate)

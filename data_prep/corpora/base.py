@@ -19,6 +19,11 @@ from ..errors import CorpusError
 logger = logging.getLogger(__name__)
 
 DEFAULT_LANGUAGE = "en-us"
+# Record fields the pipeline sets itself (from the Utterance, the audio and the codes). An `extra` key of
+# the same name, such as a NeMo-style manifest's `duration` column, is dropped: it would override the
+# computed value (a 5.5 s clip recorded as 99 s) or abort the run when it disagrees with the codes.
+RESERVED_EXTRA = frozenset({"id", "speaker", "text", "normalized_text", "language", "phonemes",
+                            "duration", "num_frames", "num_samples"})
 
 
 @dataclass
@@ -29,7 +34,8 @@ class Utterance:
     text: the transcript as given ("" when the corpus has none for this file).
     normalized_text: the corpus's own normalised transcript, None when it gives none.
     language: espeak-ng language code ("en-us", "fr-fr", ...).
-    extra: anything else the corpus gives (subset, chapter, source path...).
+    extra: anything else the corpus gives (subset, chapter, source path...), never a `RESERVED_EXTRA`
+        name: the base class drops those, with one warning per name and pass.
     """
 
     id: str
@@ -47,7 +53,8 @@ class Corpus(ABC):
     The constructor checks `root` at once and raises `CorpusError` naming the path and the layout it
     expected. Iterating yields `Utterance`s in a deterministic (sorted) order; entries that cannot be
     used (missing transcript, non-UTF-8 text, missing audio) are not yielded but recorded in
-    `skipped` as `(item, reason)`, rebuilt on every pass.
+    `skipped` as `(item, reason)`, rebuilt on every pass. Fields the pipeline computes
+    (`RESERVED_EXTRA`: duration, num_frames, num_samples, phonemes...) are removed from `extra`.
     """
 
     name: str = ""
@@ -59,7 +66,16 @@ class Corpus(ABC):
 
     def __iter__(self) -> Iterator[Utterance]:
         self.skipped = []
-        yield from self._utterances()
+        warned: set[str] = set()
+        for utt in self._utterances():
+            clash = RESERVED_EXTRA.intersection(utt.extra)
+            if clash:
+                for key in sorted(clash - warned):
+                    logger.warning("%s: ignoring the %r field the corpus gives (first for %s): the pipeline "
+                                   "computes %s itself", self.name, key, utt.id, key)
+                warned |= clash
+                utt.extra = {k: v for k, v in utt.extra.items() if k not in RESERVED_EXTRA}
+            yield utt
 
     @abstractmethod
     def _utterances(self) -> Iterator[Utterance]:

@@ -4,6 +4,7 @@ punctuation)."""
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Iterator
 
@@ -53,7 +54,7 @@ class LibriSpeech(SubsetCorpus):
         texts: dict[str, str] = {}
         bad: dict[str, str] = {}
         try:
-            raw = path.read_bytes()
+            raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)  # else the first id starts with the BOM
         except OSError:
             return texts, bad
         for lineno, line in enumerate(raw.splitlines(), 1):

@@ -3,6 +3,7 @@ transcription` lines; one speaker, "LJ"."""
 
 from __future__ import annotations
 
+import codecs
 import os
 from typing import Iterator
 
@@ -35,12 +36,14 @@ class LJSpeech(Corpus):
         bad: dict[str, str] = {}
         # Split by hand rather than with `csv`: the transcripts contain unbalanced double quotes
         # that a csv reader would treat as quoting.
-        for lineno, line in enumerate((self.root / "metadata.csv").read_bytes().splitlines(), 1):
+        # The BOM goes before the split: left on the first key, it would cost the first utterance.
+        raw = (self.root / "metadata.csv").read_bytes().removeprefix(codecs.BOM_UTF8)
+        for lineno, line in enumerate(raw.splitlines(), 1):
             key = line.partition(b"|")[0].strip().decode("ascii", errors="replace")
             if not key:
                 continue
             try:
-                fields = line.decode("utf-8-sig").split("|")
+                fields = line.decode("utf-8").split("|")
             except UnicodeDecodeError:
                 bad[key] = f"metadata.csv line {lineno} is not valid UTF-8"
                 continue

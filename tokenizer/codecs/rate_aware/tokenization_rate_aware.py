@@ -103,7 +103,7 @@ class RateAwareTokenizer(CodecTokenizer):
         out = self.decode_stream(data)
         return out.audio, out.sampling_rate
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def _compress_clip(self, clip: np.ndarray) -> tuple[bytes, CompressionStats]:
         model, c = self.model, self.config
         num_samples = len(clip)
@@ -135,7 +135,7 @@ class RateAwareTokenizer(CodecTokenizer):
         data = pack_stream(header, payload)
         return data, CompressionStats(num_samples, self.sampling_rate, len(data), len(payload), bits_y, bits_z)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def decode_stream(self, data: bytes) -> StreamDecoding:
         """Bitstream -> `StreamDecoding(audio, sampling_rate, codes, header)`."""
         header, payload = unpack_stream(data)

@@ -45,7 +45,7 @@ class StableCodecTokenizer(CodecTokenizer):
                     fsq_dim=int(self.config.latent_dim))
         return info
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode_continuous(self, audio: AudioInput, sampling_rate: int | None = None):
         """Continuous mode: audio -> (latents FloatTensor (B, latent_dim, F) = tanh of the encoder output,
         0 past each end; frame lengths LongTensor (B,)). Not chunked: meant for clips, not hour-long files.
