@@ -30,6 +30,7 @@ class TTSConfig(PreTrainedConfig):
     codebook_size: int = 1024
     phoneme_vocab_size: int = 128
     frame_rate: float = 75.0
+    max_frames: int = 4096          # context: prompt + generated audio frames
     codec: dict | None = None
     phoneme_tokens: list[str] | None = None
     language: str = "en-us"

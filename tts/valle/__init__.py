@@ -3,4 +3,6 @@
 from .configuration import TRAIN_PRESETS, ValleConfig
 from .modeling import ValleModel
 
-__all__ = ["TRAIN_PRESETS", "ValleConfig", "ValleModel"]
+CONFIG_CLASS, MODEL_CLASS = ValleConfig, ValleModel
+
+__all__ = ["CONFIG_CLASS", "MODEL_CLASS", "TRAIN_PRESETS", "ValleConfig", "ValleModel"]

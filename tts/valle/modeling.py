@@ -112,7 +112,7 @@ class ValleAR(nn.Module):
         self.backbone = LlamaModel(LlamaConfig(
             hidden_size=d, intermediate_size=config.intermediate_size, num_hidden_layers=config.num_hidden_layers,
             num_attention_heads=config.num_attention_heads, vocab_size=1, attention_dropout=config.dropout,
-            rope_theta=config.rope_theta, max_position_embeddings=8192, bos_token_id=None, eos_token_id=None,
+            rope_theta=config.rope_theta, max_position_embeddings=config.max_frames, bos_token_id=None, eos_token_id=None,
             pad_token_id=None))
         self.head = nn.Linear(d, config.codebook_size + 1)
         for emb in (self.text_embedding, self.audio_embedding):
@@ -343,7 +343,13 @@ class ValleModel(TTSModel):
         for i, p in enumerate(prm):
             if p.ndim != 2 or p.shape[0] != self.config.num_quantizers or p.shape[1] < 1:
                 raise TTSError(f"prompt {i}: codes must be ({self.config.num_quantizers}, F>=1), got {tuple(p.shape)}")
-        limits = [cfg.max_frames(n, self.config.frame_rate) for n in num_target_phonemes]
+        limits = []
+        for i, (n, p) in enumerate(zip(num_target_phonemes, prm)):
+            room = self.config.max_frames - p.shape[-1]
+            if room < 1:
+                raise TTSError(f"prompt {i} has {p.shape[-1]} frames ({p.shape[-1] / self.config.frame_rate:.1f} s), "
+                               f"the model's context is {self.config.max_frames} frames")
+            limits.append(min(room, cfg.max_frames(n, self.config.frame_rate)))
         was_training = self.training
         self.eval()
         try:
