@@ -13,7 +13,7 @@ import logging
 from typing import Sequence
 
 from data_prep.text.normalize import normalize_text
-from data_prep.text.phonemize import WORD_SEPARATOR, phonemize
+from data_prep.text.phonemize import PUNCTUATION, WORD_SEPARATOR, phonemize
 from data_prep.text.vocab import SPECIAL_TOKENS, PhonemeVocab, split_phones
 
 from .errors import TTSError
@@ -40,7 +40,7 @@ class TextFrontend:
         normalized = [normalize_text(t, self.language) for t in texts]
         out = phonemize(normalized, self.language)
         for text, phones in zip(texts, out):
-            if not phones or not [t for t in split_phones(phones) if t != WORD_SEPARATOR]:
+            if not phones or all(t == WORD_SEPARATOR or t in PUNCTUATION for t in split_phones(phones)):
                 raise TTSError(f"text {text!r} phonemizes to nothing")
         return out
 
