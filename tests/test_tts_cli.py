@@ -177,3 +177,21 @@ def test_train_tts_refuses_shards_without_phonemes(run, tmp_path, capsys):
     assert rc == 2 and "unknown preset 'huge'" in capsys.readouterr().err
     rc = train_main(["valle", "--data", str(run["tokens"]), "--out", str(tmp_path / "r"), "--optim.lr=fast"])
     assert rc == 2 and "optim.lr='fast'" in capsys.readouterr().err
+
+
+def test_stage_ar_then_nar_from_its_export(run, tmp_path):
+    ar_run, nar_run = tmp_path / "ar", tmp_path / "nar"
+    flags = [f for f in MODEL_FLAGS if not f.startswith("--sample_every")] + ["--sample_every=0"]
+    assert train_main(["valle", "--data", str(run["tokens"]), "--out", str(ar_run), "--steps", "2", "--stage", "ar",
+                       *flags]) == 0
+    assert train_main(["valle", "--data", str(run["tokens"]), "--out", str(nar_run), "--steps", "2", "--stage", "nar",
+                       f"--init_from={ar_run / 'final'}", *flags]) == 0
+    ar_rows = [json.loads(x) for x in (ar_run / "log.jsonl").read_text().splitlines() if '"loss"' in x]
+    nar_rows = [json.loads(x) for x in (nar_run / "log.jsonl").read_text().splitlines() if '"loss"' in x]
+    assert "ar/loss" in ar_rows[-1] and "nar/loss" not in ar_rows[-1]
+    assert "nar/loss" in nar_rows[-1] and "ar/loss" not in nar_rows[-1]
+    from safetensors.torch import load_file
+
+    a, b = load_file(ar_run / "final" / "model.safetensors"), load_file(nar_run / "final" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("ar."))  # the AR is left as trained
+    assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith("nar."))

@@ -88,6 +88,7 @@ class TrainConfig:
     model: str = "valle"
     preset: str = "tiny"
     overrides: dict = field(default_factory=dict)   # model config fields, e.g. {"dropout": 0.0}
+    init_from: str | None = None                    # start from this export (e.g. train the NAR after the AR)
     stage: str = "both"                             # both | ar | nar
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -153,6 +154,19 @@ def build_model(cfg: TrainConfig, corpus: TTSCorpus):
         phoneme_tokens=list(corpus.vocab.tokens), language=corpus.language, **cfg.overrides)
     torch.manual_seed(cfg.seed)
     return module.MODEL_CLASS(config)
+
+
+def init_model(cfg: TrainConfig, corpus: TTSCorpus):
+    """The model of export `cfg.init_from`, checked against the corpus's codec and phoneme vocabulary."""
+    from .data import check_codec_identity
+    from .registry import load_model
+
+    model = load_model(cfg.init_from)
+    record = model.config.check_codec_record(cfg.init_from)
+    check_codec_identity(record, corpus.codec, cfg.init_from, corpus.dirs[0] if corpus.dirs else "the corpus")
+    if list(model.config.phoneme_tokens or []) != list(corpus.vocab.tokens):
+        raise TTSError(f"{cfg.init_from} was trained with another phoneme vocabulary than {corpus.dirs}")
+    return model.train()
 
 
 def resolve_precision(requested: str) -> str:
@@ -248,7 +262,8 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
                            rank=accelerator.process_index, world_size=accelerator.num_processes,
                            word_boundary_id=corpus.vocab.index[" "])
     valid = fixed_batches(corpus.valid, cfg.data.max_tokens, max_prompt, cfg.seed) if corpus.valid else []
-    model = model if model is not None else build_model(cfg, corpus)
+    if model is None:
+        model = init_model(cfg, corpus) if cfg.init_from else build_model(cfg, corpus)
     model.set_train_stage(cfg.stage)
     core = model
     o = cfg.optim
