@@ -155,3 +155,10 @@ def test_nan_guard_skips_poisoned_step(sample, tmp_path):
     assert "loss" not in rows[1] and all(math.isfinite(r["loss"]) for r in rows if r["step"] != 2)
     state = json.loads((tmp_path / "nan" / "state" / "step-4" / "trainer.json").read_text())
     assert state["nonfinite_steps"] == 1
+
+
+def test_time_limit_stops_with_state_and_export(sample, tmp_path):
+    _, tokens = sample
+    result = train(quick_config(tokens, tmp_path / "t", steps=50, max_minutes=1e-9, save_every=100, eval_every=100))
+    assert result.step == 1 and result.export_dir == tmp_path / "t" / "final"
+    assert (tmp_path / "t" / "state" / "step-1" / "trainer.json").is_file()

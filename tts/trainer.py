@@ -95,6 +95,7 @@ class TrainConfig:
     samples: SampleConfig = field(default_factory=SampleConfig)
     steps: int = 3000
     stop_at: int | None = None                      # stop early (the schedule still spans `steps`)
+    max_minutes: float | None = None                # stop (state + export) after this much training time
     seed: int = 0
     out_dir: str = "runs/tts"
     resume: str | None = None
@@ -295,6 +296,7 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
     bar = tqdm(range(start, end), initial=start, total=end, disable=not main, desc="train", dynamic_ncols=True)
 
     # ---- the loop
+    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
     for step in bar:
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         scale = lr_scale(step, cfg.steps, o.warmup_steps, o.schedule, o.min_lr_ratio)
@@ -317,6 +319,11 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
                 optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
+        if deadline is not None and done < end:
+            over = torch.tensor([float(time.time() > deadline)], device=device)
+            if bool(accelerator.gather(over).max()):  # every process asks every step, so all stop together
+                logger.info("max_minutes=%g reached at step %d: saving and exporting", cfg.max_minutes, done)
+                end = done
         if skipped:
             nonfinite += 1
             logger.warning("step %d: loss %s, gradient norm %s: not finite, update skipped (%d so far)",
@@ -368,9 +375,12 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
                 raise TTSError(f"step {done}: the weights are not finite; no state written (the last good one is "
                                f"{state_dir}); lower optim.lr or use mixed_precision=no")
             state_dir = save_state(accelerator, out, done, cfg.keep_states, extra={"nonfinite_steps": nonfinite})
-        if main and (done == cfg.steps or (cfg.export_every and done % cfg.export_every == 0)):
+        out_of_time = deadline is not None and done == end < cfg.steps
+        if main and (done == cfg.steps or out_of_time or (cfg.export_every and done % cfg.export_every == 0)):
             export_dir = export(accelerator.unwrap_model(model),
-                                out / ("final" if done == cfg.steps else f"export/step-{done}"))
+                                out / ("final" if done == cfg.steps or out_of_time else f"export/step-{done}"))
+        if done >= end:
+            break
     bar.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
