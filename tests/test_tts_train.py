@@ -162,3 +162,11 @@ def test_time_limit_stops_with_state_and_export(sample, tmp_path):
     result = train(quick_config(tokens, tmp_path / "t", steps=50, max_minutes=1e-9, save_every=100, eval_every=100))
     assert result.step == 1 and result.export_dir == tmp_path / "t" / "final"
     assert (tmp_path / "t" / "state" / "step-1" / "trainer.json").is_file()
+
+
+@pytest.mark.parametrize("preset", ["tiny", "paper"])
+def test_config_files_spell_out_the_presets(preset):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "tts" / f"valle_{preset}.yaml"
+    assert load_train_config("valle", preset, path) == load_train_config("valle", preset)
