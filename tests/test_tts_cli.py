@@ -195,3 +195,14 @@ def test_stage_ar_then_nar_from_its_export(run, tmp_path):
     a, b = load_file(ar_run / "final" / "model.safetensors"), load_file(nar_run / "final" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("ar."))  # the AR is left as trained
     assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith("nar."))
+
+
+def test_manifest_continuation_uses_the_reference_audio(run, tmp_path, capsys):
+    manifest = tmp_path / "refs.jsonl"
+    manifest.write_text(json.dumps({"id": "c5", "text": text(5), "reference_audio": str(wav(5))}) + "\n"
+                        + json.dumps({"id": "noaudio", "text": text(5)}) + "\n")
+    rc, stdout, err = synth(capsys, "--model", str(run["export"]), "--manifest", str(manifest), "--out-dir",
+                            str(tmp_path / "gen"), "--mode", "continuation", "--prompt-seconds", "1",
+                            "--greedy", "--max-seconds-per-phoneme", "0.03")
+    assert rc == 0 and "1 sentences" in stdout and "prompt_audio or reference_audio" in err
+    assert len(sf.read(tmp_path / "gen" / "c5.wav")[0]) > 16000 - 320

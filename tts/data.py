@@ -273,43 +273,49 @@ class TokenBatches:
         for i, u in enumerate(self.utts):
             if u.num_frames <= self.max_prompt_frames:
                 self.by_speaker.setdefault(u.speaker, []).append(i)
-        self._epochs: list[list[list[int]]] = []
+        self._cache: dict[int, list[list[int]]] = {}
+        self._counts: list[int] = []
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """Index lists of the batches of `epoch` (all ranks), cut to a multiple of world_size."""
-        while len(self._epochs) <= epoch:
-            e = len(self._epochs)
-            rng = random.Random(f"{self.seed}:epoch:{e}")
-            order = list(range(len(self.utts)))
-            rng.shuffle(order)
-            batches: list[list[int]] = []
-            for w in range(0, len(order), self.sort_window):
-                window = sorted(order[w : w + self.sort_window], key=lambda i: self.cost[i])
-                current, longest = [], 0
-                for i in window:
-                    if current and (len(current) + 1) * max(longest, self.cost[i]) > self.max_tokens:
-                        batches.append(current)
-                        current, longest = [], 0
-                    current.append(i)
-                    longest = max(longest, self.cost[i])
-                if current:
+        """Index lists of the batches of `epoch` (all ranks), cut to a multiple of world_size. Only the last
+        two epochs' lists are kept (a long run has thousands of epochs); the per-epoch counts are kept."""
+        if epoch in self._cache:
+            return self._cache[epoch]
+        rng = random.Random(f"{self.seed}:epoch:{epoch}")
+        order = list(range(len(self.utts)))
+        rng.shuffle(order)
+        batches: list[list[int]] = []
+        for w in range(0, len(order), self.sort_window):
+            window = sorted(order[w : w + self.sort_window], key=lambda i: self.cost[i])
+            current, longest = [], 0
+            for i in window:
+                if current and (len(current) + 1) * max(longest, self.cost[i]) > self.max_tokens:
                     batches.append(current)
-            rng.shuffle(batches)
-            usable = len(batches) - len(batches) % self.world_size
-            if usable == 0:
-                raise TTSError(f"{len(batches)} batches per epoch cannot be shared by {self.world_size} processes")
-            self._epochs.append(batches[:usable])
-        return self._epochs[epoch]
+                    current, longest = [], 0
+                current.append(i)
+                longest = max(longest, self.cost[i])
+            if current:
+                batches.append(current)
+        rng.shuffle(batches)
+        usable = len(batches) - len(batches) % self.world_size
+        if usable == 0:
+            raise TTSError(f"{len(batches)} batches per epoch cannot be shared by {self.world_size} processes")
+        self._cache = {e: b for e, b in self._cache.items() if e == epoch - 1}
+        self._cache[epoch] = batches[:usable]
+        return self._cache[epoch]
+
+    def _per_rank(self, epoch: int) -> int:
+        while len(self._counts) <= epoch:
+            self._counts.append(len(self.epoch_batches(len(self._counts))) // self.world_size)
+        return self._counts[epoch]
 
     def locate(self, step: int) -> tuple[int, int]:
         """(epoch, index of this rank's batch in the epoch's list) of optimizer step `step` (0-based)."""
         epoch = 0
-        while True:
-            per_rank = len(self.epoch_batches(epoch)) // self.world_size
-            if step < per_rank:
-                return epoch, step * self.world_size + self.rank
-            step -= per_rank
+        while step >= self._per_rank(epoch):
+            step -= self._per_rank(epoch)
             epoch += 1
+        return epoch, step * self.world_size + self.rank
 
     def batch(self, step: int) -> TTSBatch:
         epoch, index = self.locate(step)
