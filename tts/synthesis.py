@@ -26,8 +26,8 @@ import torch
 
 from data_prep.text.vocab import PhonemeVocab
 from tokenizer.audio import load_mono
-from tokenizer.errors import CodecError
 
+from .codec import load_codec
 from .errors import TTSError
 from .generation import GenerationConfig
 from .registry import load_model
@@ -52,23 +52,7 @@ class Request:
 def load_codec_for(model, codec: str | None = None, where: str = "model"):
     """The codec the model's tokens come from (`codec` overrides where to load it from); TTSError when the
     export records none or the loaded codec differs (config hash or weights digest)."""
-    from tokenizer.auto import AutoCodecTokenizer
-
-    record = model.config.check_codec_record(where)
-    source = codec or record.get("name_or_path") or record.get("name")
-    try:
-        tok = AutoCodecTokenizer.from_pretrained(source)
-    except CodecError as exc:
-        raise TTSError(f"cannot load the codec {source!r} that {where} was trained on: {exc}") from None
-    for key, ours in (("config_hash", tok.config_hash), ("weights_digest", tok.weights_digest)):
-        if ours != record.get(key):
-            raise TTSError(f"codec mismatch: {where} was trained on tokens of {record.get('name')!r} with {key} "
-                           f"{record.get(key)}, but {source!r} has {ours}")
-    try:
-        tok.model.check_num_quantizers(int(record.get("num_quantizers")))
-    except (CodecError, TypeError, ValueError):
-        raise TTSError(f"codec {source!r} cannot make {record.get('num_quantizers')} codes per frame") from None
-    return tok
+    return load_codec(model.config.check_codec_record(where), codec, where)
 
 
 class Synthesizer:

@@ -226,21 +226,15 @@ def synthesize_samples(model, utts, codec, cfg: SampleConfig, frame_rate: float,
 
 
 def load_codec(record: dict):
-    """The codec a corpus was tokenized with, loaded from its record and checked; None (with a warning) when
-    it cannot be loaded, so training goes on without audio samples."""
-    from tokenizer.auto import AutoCodecTokenizer
-    from tokenizer.errors import CodecError
+    """The codec a corpus was tokenized with (`tts.codec.load_codec`); None (with a warning) when it cannot be
+    loaded or is not the same codec, so training goes on without audio samples."""
+    from .codec import load_codec as load
 
     try:
-        tok = AutoCodecTokenizer.from_pretrained(record.get("name_or_path") or record["name"])
-    except (CodecError, KeyError) as exc:
-        logger.warning("codec %r cannot be loaded (%s): validation samples are not synthesized", record.get("name"), exc)
+        return load(record, where="the shards")
+    except TTSError as exc:
+        logger.warning("validation samples are not synthesized: %s", exc)
         return None
-    if tok.config_hash != record.get("config_hash") or tok.weights_digest != record.get("weights_digest"):
-        logger.warning("codec %r is not the one the shards were made with: validation samples are not synthesized",
-                       record.get("name"))
-        return None
-    return tok
 
 
 def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> TrainResult:
