@@ -339,6 +339,12 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
                            "tokens_per_second": tokens / max(now - t_log, 1e-9)})
             t_log, last_logged, tokens = now, done, 0
             sums, counts = defaultdict(float), defaultdict(int)
+            if accelerator.num_processes > 1:  # every process logs at the same steps with the same keys
+                keys = sorted(values)
+                mean = accelerator.reduce(torch.tensor([float(values[k]) for k in keys], device=device), "mean")
+                values = dict(zip(keys, mean.tolist()))
+                values["tokens_per_second"] *= accelerator.num_processes
+                values["nonfinite_steps"] = nonfinite
             logs = {"step": done, **values}
             history.append(logs)
             if main:
