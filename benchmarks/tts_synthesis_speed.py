@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
     audio = codec.batch_decode(torch.stack(codes))
     t_dec = time.perf_counter() - t0
     result = {"preset": args.preset, "batch": args.batch, "threads": args.threads, "audio_seconds": audio_seconds,
-              "rtf_ar": t_ar / audio_seconds, "rtf_nar": t_nar / audio_seconds, "rtf_codec_decode": t_dec / audio_seconds,
+              "rtf_ar": t_ar / audio_seconds, "rtf_nar": t_nar / audio_seconds,
+              "rtf_codec_decode": t_dec / audio_seconds,
               "rtf_total": (t_ar + t_nar + t_dec) / audio_seconds, "decoded_samples": int(sum(len(a) for a in audio))}
     print(json.dumps(result, indent=1))
     if args.json:

@@ -109,7 +109,8 @@ class TrainConfig:
     log_with: str = "tensorboard"                   # tensorboard | none
 
 
-def load_train_config(model: str, preset: str, path: str | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
+def load_train_config(model: str, preset: str, path: str | None = None,
+                      overrides: list[str] | dict | None = None) -> TrainConfig:
     """Defaults <- the model's training preset <- YAML file <- `--section.key=value` overrides."""
     import yaml
 
@@ -260,7 +261,6 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
     if model is None:
         model = init_model(cfg, corpus) if cfg.init_from else build_model(cfg, corpus)
     model.set_train_stage(cfg.stage)
-    core = model
     o = cfg.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)

@@ -112,8 +112,8 @@ class ValleAR(nn.Module):
         self.backbone = LlamaModel(LlamaConfig(
             hidden_size=d, intermediate_size=config.intermediate_size, num_hidden_layers=config.num_hidden_layers,
             num_attention_heads=config.num_attention_heads, vocab_size=1, attention_dropout=config.dropout,
-            rope_theta=config.rope_theta, max_position_embeddings=config.max_frames, bos_token_id=None, eos_token_id=None,
-            pad_token_id=None))
+            rope_theta=config.rope_theta, max_position_embeddings=config.max_frames, bos_token_id=None,
+            eos_token_id=None, pad_token_id=None))
         self.head = nn.Linear(d, config.codebook_size + 1)
         for emb in (self.text_embedding, self.audio_embedding):
             nn.init.normal_(emb.weight, std=0.02)  # Llama's initializer range
@@ -131,8 +131,8 @@ class ValleAR(nn.Module):
     def loss(self, batch: TTSBatch) -> tuple[torch.Tensor, dict]:
         """Teacher-forced cross-entropy over [prompt c_1, target c_1, EOS] of every item."""
         phonemes = [batch.phonemes[i, : int(n)] for i, n in enumerate(batch.phoneme_lengths)]
-        audio = [torch.cat([batch.prompt[i, 0, : int(batch.prompt_lengths[i])], batch.codes[i, 0, : int(batch.code_lengths[i])]])
-                 for i in range(len(batch))]
+        audio = [torch.cat([batch.prompt[i, 0, : int(batch.prompt_lengths[i])],
+                            batch.codes[i, 0, : int(batch.code_lengths[i])]]) for i in range(len(batch))]
         embs, positions = self._prefix(phonemes, audio)
         L = max(len(e) for e in embs)
         B, device = len(embs), batch.codes.device
