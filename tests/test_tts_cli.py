@@ -1,0 +1,208 @@
+"""`train-tts` and `synthesize` in-process on the sample corpus (tiny codec, tiny model): exports, both
+synthesis modes, manifest mode, and every bad input as one line naming the value."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from data_prep.sample_corpus import SAMPLE_ROOT
+from tokenizer import AutoCodecConfig, AutoCodecTokenizer
+from tts.cli import synth_main, train_main
+from tts.generation import GenerationConfig
+from tts.synthesis import Request, Synthesizer
+
+from test_tts_train import HAS_ESPEAK, tokenize_sample
+
+pytestmark = pytest.mark.skipif(not HAS_ESPEAK, reason="phoneme ids need espeak-ng")
+
+UTT = SAMPLE_ROOT / "sample" / "9000" / "1"
+MODEL_FLAGS = ["--overrides.hidden_size=32", "--overrides.num_hidden_layers=1", "--overrides.num_attention_heads=2",
+               "--overrides.intermediate_size=64", "--data.max_tokens=1200", "--log_every=2", "--eval_every=4",
+               "--save_every=4", "--sample_every=4", "--samples.num=1", "--data.valid_utterances=2"]
+
+
+def wav(n):
+    return UTT / f"9000_1_{n:06d}_000000.wav"
+
+
+def text(n):
+    return (UTT / f"9000_1_{n:06d}_000000.normalized.txt").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ttscli")
+    codec_dir, tokens = tokenize_sample(root)
+    out = root / "run"
+    assert train_main(["valle", "--data", str(tokens), "--preset", "tiny", "--out", str(out), "--steps", "4",
+                       *MODEL_FLAGS]) == 0
+    return {"root": root, "codec": codec_dir, "tokens": tokens, "run": out, "export": out / "final"}
+
+
+def synth(capsys, *argv):
+    rc = synth_main([*argv])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def one_error_line(err):
+    lines = [line for line in err.strip().splitlines() if line.startswith("synthesize: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_train_tts_writes_export_logs_and_samples(run):
+    export = run["export"]
+    config = json.loads((export / "config.json").read_text())
+    assert config["model_type"] == "valle" and config["num_quantizers"] == 4 and config["codebook_size"] == 64
+    manifest = json.loads((run["tokens"] / "manifest.json").read_text())
+    for key in ("name", "config_hash", "weights_digest"):
+        assert config["codec"][key] == manifest["codec"][key]
+    assert config["phoneme_tokens"] == json.loads((run["tokens"] / "phonemes.json").read_text())["tokens"]
+    assert (export / "model.safetensors").is_file() and (export / "phonemes.json").is_file()
+    rows = [json.loads(x) for x in (run["run"] / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [2, 4] and any("valid/nar/top10_q4" in r for r in rows)
+    assert list((run["run"] / "tts").rglob("events.out.tfevents.*"))  # TensorBoard
+    assert list((run["run"] / "samples" / "step-4").glob("*.wav"))
+
+
+def test_synthesize_cross_sentence_and_continuation(run, tmp_path, capsys):
+    out = tmp_path / "o.wav"
+    rc, stdout, _ = synth(capsys, "--model", str(run["export"]), "--text", text(3), "--prompt-audio", str(wav(1)),
+                          "--prompt-text", text(1), "--out", str(out), "--greedy", "--max-seconds-per-phoneme", "0.05")
+    assert rc == 0 and "o.wav" in stdout
+    audio, sr = sf.read(out)
+    assert sr == 16000 and 0 < len(audio)
+    synthesizer = Synthesizer.from_pretrained(run["export"])
+    gen = GenerationConfig(do_sample=False, max_seconds_per_phoneme=0.05)
+    # cross-sentence output is the new speech only: exactly the generated frames, no prompt frames
+    req = Request(text(3), wav(1), text(1))
+    prepared = synthesizer.prepare(req)
+    codes = synthesizer.model.generate([prepared[0]], [prepared[1]], [prepared[2]], gen)[0]
+    assert len(synthesizer.synthesize([req], gen)[0]) == codes.shape[-1] * 320 == len(audio)
+    # continuation: prompt (first 1.5 s of the utterance) followed by the continuation
+    cont = tmp_path / "c.wav"
+    rc, _, _ = synth(capsys, "--model", str(run["export"]), "--mode", "continuation", "--text", text(2),
+                     "--prompt-audio", str(wav(2)), "--prompt-seconds", "1.5", "--out", str(cont), "--greedy",
+                     "--max-seconds-per-phoneme", "0.05")
+    assert rc == 0
+    assert len(sf.read(cont)[0]) > 1.5 * 16000 - 320
+    # batched synthesis of different lengths equals one at a time (greedy)
+    reqs = [Request(text(n), wav(1), text(1)) for n in (3, 12)]
+    together = synthesizer.synthesize(reqs, gen)
+    for r, a in zip(reqs, together):
+        assert np.allclose(synthesizer.synthesize([r], gen)[0], a, atol=1e-5)
+
+
+def test_synthesize_manifest_skips_bad_lines(run, tmp_path, capsys):
+    bad_audio = tmp_path / "bad.wav"
+    bad_audio.write_bytes(b"RIFF\x00\x00not audio at all")
+    lines = [
+        {"id": "good1", "text": text(3), "prompt_audio": str(wav(1)), "prompt_text": text(1)},
+        "this is not json",
+        {"id": "noprompttext", "text": text(3), "prompt_audio": str(wav(1))},
+        {"id": "missingaudio", "text": text(3), "prompt_audio": "nowhere.wav", "prompt_text": text(1)},
+        {"id": "unreadable", "text": text(3), "prompt_audio": str(bad_audio), "prompt_text": text(1)},
+        {"id": "unknownphone", "text": "measure", "prompt_audio": str(wav(1)), "prompt_text": text(1)},
+        {"id": "nothing", "text": "!!! ...", "prompt_audio": str(wav(1)), "prompt_text": text(1)},
+        {"id": "good2", "text": text(12), "prompt_audio": str(wav(2)), "prompt_text": text(2)},
+    ]
+    manifest = tmp_path / "refs.jsonl"
+    manifest.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    out = tmp_path / "gen"
+    rc, stdout, err = synth(capsys, "--model", str(run["export"]), "--manifest", str(manifest), "--out-dir", str(out),
+                            "--greedy", "--max-seconds-per-phoneme", "0.05")
+    assert rc == 0 and "2 sentences" in stdout and "6 lines skipped" in stdout
+    assert sorted(p.name for p in out.glob("*.wav")) == ["good1.wav", "good2.wav"]
+    skipped = {r["line"]: r["reason"] for r in map(json.loads, (out / "skipped.jsonl").read_text().splitlines())}
+    assert "not a JSON object" in skipped[2] and "prompt_text" in skipped[3]
+    assert "not found" in skipped[4] and "nowhere.wav" in skipped[4]
+    assert "cannot read audio" in skipped[5] and "bad.wav" in skipped[5]
+    assert "'ʒ'" in skipped[6] and "phonemizes to nothing" in skipped[7]
+    assert err.count("skipped") == 6
+
+
+def test_bad_inputs_are_one_line_errors(run, tmp_path, capsys):
+    export = str(run["export"])
+    base = ["--prompt-audio", str(wav(1)), "--prompt-text", text(1), "--out", str(tmp_path / "x.wav")]
+    cases = [
+        (["--text", ""] + base, "empty text"),
+        (["--text", "!!! ..."] + base, "phonemizes to nothing"),
+        (["--text", "a measure"] + base, "phoneme 'ʒ'"),
+        (["--text", "hello", "--prompt-audio", str(tmp_path / "none.wav"), "--prompt-text", "x", "--out", "o.wav"],
+         "none.wav"),
+        (["--text", "hello", "--prompt-audio", str(wav(1)), "--out", str(tmp_path / "x.wav")], "prompt's transcript"),
+    ]
+    for argv, needle in cases:
+        rc, _, err = synth(capsys, "--model", export, *argv)
+        assert rc == 2 and needle in one_error_line(err), (argv, err)
+    # a prompt longer than the model's context (4096 frames at 50 Hz = 81.9 s)
+    long = tmp_path / "long.wav"
+    sf.write(long, np.zeros(int(83 * 16000), dtype=np.float32), 16000)
+    rc, _, err = synth(capsys, "--model", export, "--text", "hello", "--prompt-audio", str(long), "--prompt-text",
+                       "hello", "--out", str(tmp_path / "x.wav"))
+    assert rc == 2 and "long.wav is 83.0 s, longer than the model's context" in one_error_line(err)
+    # an export without a codec record
+    no_codec = tmp_path / "nocodec"
+    shutil.copytree(export, no_codec)
+    config = json.loads((no_codec / "config.json").read_text())
+    config["codec"] = None
+    (no_codec / "config.json").write_text(json.dumps(config))
+    rc, _, err = synth(capsys, "--model", str(no_codec), "--text", "hello", *base)
+    assert rc == 2 and "records no codec" in one_error_line(err)
+    # another codec (same architecture, other weights): refused
+    other = AutoCodecTokenizer.from_config(
+        AutoCodecConfig.for_model("language-codec", preset="tiny", encoder_strides=[2, 4, 5, 8], num_quantizers=4,
+                                  n_fft=640), seed=1).save_pretrained(tmp_path / "othercodec")
+    rc, _, err = synth(capsys, "--model", export, "--codec", str(other), "--text", "hello", *base)
+    assert rc == 2 and "codec mismatch" in one_error_line(err) and "weights_digest" in err
+    rc, _, err = synth(capsys, "--model", str(tmp_path), "--text", "hello", *base)
+    assert rc == 2 and "not a TTS model export" in one_error_line(err)
+
+
+def test_train_tts_refuses_shards_without_phonemes(run, tmp_path, capsys):
+    copy = tmp_path / "nophon"
+    shutil.copytree(run["tokens"], copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["has_phonemes"] = False
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    rc = train_main(["valle", "--data", str(copy), "--out", str(tmp_path / "r"), "--steps", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"train-tts: error: {copy} has no phoneme ids" in err
+    rc = train_main(["valle", "--data", str(run["tokens"]), "--out", str(tmp_path / "r"), "--preset", "huge"])
+    assert rc == 2 and "unknown preset 'huge'" in capsys.readouterr().err
+    rc = train_main(["valle", "--data", str(run["tokens"]), "--out", str(tmp_path / "r"), "--optim.lr=fast"])
+    assert rc == 2 and "optim.lr='fast'" in capsys.readouterr().err
+
+
+def test_stage_ar_then_nar_from_its_export(run, tmp_path):
+    ar_run, nar_run = tmp_path / "ar", tmp_path / "nar"
+    flags = [f for f in MODEL_FLAGS if not f.startswith("--sample_every")] + ["--sample_every=0"]
+    assert train_main(["valle", "--data", str(run["tokens"]), "--out", str(ar_run), "--steps", "2", "--stage", "ar",
+                       *flags]) == 0
+    assert train_main(["valle", "--data", str(run["tokens"]), "--out", str(nar_run), "--steps", "2", "--stage", "nar",
+                       f"--init_from={ar_run / 'final'}", *flags]) == 0
+    ar_rows = [json.loads(x) for x in (ar_run / "log.jsonl").read_text().splitlines() if '"loss"' in x]
+    nar_rows = [json.loads(x) for x in (nar_run / "log.jsonl").read_text().splitlines() if '"loss"' in x]
+    assert "ar/loss" in ar_rows[-1] and "nar/loss" not in ar_rows[-1]
+    assert "nar/loss" in nar_rows[-1] and "ar/loss" not in nar_rows[-1]
+    from safetensors.torch import load_file
+
+    a, b = load_file(ar_run / "final" / "model.safetensors"), load_file(nar_run / "final" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("ar."))  # the AR is left as trained
+    assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith("nar."))
+
+
+def test_manifest_continuation_uses_the_reference_audio(run, tmp_path, capsys):
+    manifest = tmp_path / "refs.jsonl"
+    manifest.write_text(json.dumps({"id": "c5", "text": text(5), "reference_audio": str(wav(5))}) + "\n"
+                        + json.dumps({"id": "noaudio", "text": text(5)}) + "\n")
+    rc, stdout, err = synth(capsys, "--model", str(run["export"]), "--manifest", str(manifest), "--out-dir",
+                            str(tmp_path / "gen"), "--mode", "continuation", "--prompt-seconds", "1",
+                            "--greedy", "--max-seconds-per-phoneme", "0.03")
+    assert rc == 0 and "1 sentences" in stdout and "prompt_audio or reference_audio" in err
+    assert len(sf.read(tmp_path / "gen" / "c5.wav")[0]) > 16000 - 320

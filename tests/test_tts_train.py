@@ -1,0 +1,172 @@
+"""TTS data and trainer on the built-in sample corpus tokenized with a tiny codec: shard checks, prompts and
+batches, exact resume, the NaN/inf guard."""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from data_prep.cli import main as tokenize_main
+from data_prep.sample_corpus import SAMPLE_ROOT
+from tokenizer import AutoCodecConfig, AutoCodecTokenizer
+from tts.data import TokenBatches, TTSCorpus
+from tts.errors import TTSError
+from tts.trainer import load_train_config, train
+
+HAS_ESPEAK = shutil.which("espeak-ng") is not None or shutil.which("espeak") is not None
+pytestmark = pytest.mark.skipif(not HAS_ESPEAK, reason="phoneme ids need espeak-ng")
+
+TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+def tokenize_sample(root):
+    """The sample corpus (20 utterances, one speaker) tokenized with a tiny 50 Hz, 4 x 64 codec."""
+    config = AutoCodecConfig.for_model("language-codec", preset="tiny", encoder_strides=[2, 4, 5, 8],
+                                       num_quantizers=4, n_fft=640)
+    codec_dir = AutoCodecTokenizer.from_config(config).save_pretrained(root / "codec")
+    out = root / "tokens"
+    assert tokenize_main(["libritts", "--codec", str(codec_dir), "--root", str(SAMPLE_ROOT), "--out", str(out),
+                          "--num-workers", "0", "--shard-size", "8"]) == 0
+    return codec_dir, out
+
+
+def quick_config(tokens, out, **extra):
+    values = {"data": {"dirs": [str(tokens)], "max_tokens": 1200, "valid_utterances": 2}, "steps": 6,
+              "out_dir": str(out), "log_every": 1, "eval_every": 3, "save_every": 3, "sample_every": 0,
+              "log_with": "none", "overrides": dict(TINY_MODEL), "optim": {"warmup_steps": 2}}
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            values[key] = {**values.get(key, {}), **value}
+        else:
+            values[key] = value
+    return load_train_config("valle", "tiny", overrides=values)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return tokenize_sample(tmp_path_factory.mktemp("tts"))
+
+
+def test_corpus_reads_codec_vocab_and_splits(sample):
+    _, tokens = sample
+    corpus = TTSCorpus.load([tokens], valid_utterances=3)
+    assert (corpus.num_quantizers, corpus.codebook_size, corpus.frame_rate) == (4, 64, 50.0)
+    assert len(corpus.train) == 17 and len(corpus.valid) == 3
+    assert corpus.codec["weights_digest"] and len(corpus.vocab) > 20
+    assert {u.id for u in corpus.valid} == {u.id for u in TTSCorpus.load([tokens], valid_utterances=3).valid}
+    batches = TokenBatches(corpus.train, max_tokens=1500, seed=1, max_prompt_frames=100)
+    first = [batches.batch(s) for s in range(12)]
+    again = TokenBatches(corpus.train, max_tokens=1500, seed=1, max_prompt_frames=100)
+    for s in (0, 5, 11):  # a pure function of (seed, step), whatever was asked before
+        b = again.batch(s)
+        assert b.ids == first[s].ids and torch.equal(b.prompt, first[s].prompt)
+    for b in first:
+        longest = max(int(b.phoneme_lengths[i] + b.prompt_lengths[i] + b.code_lengths[i]) for i in range(len(b)))
+        assert len(b) * longest <= 1500
+        assert (b.prompt_lengths >= 1).all() and (b.prompt_lengths <= 100).all()
+    # cross-sentence prompts: another utterance of the same speaker, its phonemes first
+    other = TokenBatches(corpus.train, max_tokens=3000, seed=1, prompt="other", max_prompt_frames=400)
+    b = other.batch(0)
+    by_id = {u.id: u for u in corpus.train}
+    for i, uid in enumerate(b.ids):
+        target = by_id[uid]
+        assert torch.equal(b.codes[i, :, : int(b.code_lengths[i])], target.codes.long())
+        assert int(b.phoneme_lengths[i]) > len(target.phonemes)
+        prompt = b.prompt[i, :, : int(b.prompt_lengths[i])]
+        assert any(torch.equal(prompt, u.codes.long()) for u in corpus.train if u.id != uid)
+
+
+def test_shard_directories_must_agree(sample, tmp_path):
+    _, tokens = sample
+
+    def variant(name, edit_manifest=None, edit_vocab=None):
+        d = tmp_path / name
+        shutil.copytree(tokens, d)
+        if edit_manifest:
+            m = json.loads((d / "manifest.json").read_text())
+            edit_manifest(m)
+            (d / "manifest.json").write_text(json.dumps(m))
+        if edit_vocab:
+            v = json.loads((d / "phonemes.json").read_text())
+            edit_vocab(v)
+            (d / "phonemes.json").write_text(json.dumps(v))
+        return d
+
+    no_phonemes = variant("nophon", lambda m: m.update(has_phonemes=False))
+    with pytest.raises(TTSError, match=f"{no_phonemes} has no phoneme ids"):
+        TTSCorpus.load([no_phonemes])
+    other_codec = variant("digest", lambda m: m["codec"].update(weights_digest="0" * 16))
+    with pytest.raises(TTSError, match="codec mismatch in weights_digest"):
+        TTSCorpus.load([tokens, other_codec])
+    other_vocab = variant("vocab", edit_vocab=lambda v: v["tokens"].append("zz"))
+    with pytest.raises(TTSError, match="phoneme vocabularies differ"):
+        TTSCorpus.load([tokens, other_vocab])
+    with pytest.raises(TTSError, match="not found"):
+        TTSCorpus.load([tmp_path / "missing"])
+    both = TTSCorpus.load([tokens, variant("copy")], valid_utterances=2)
+    assert len(both.train) + len(both.valid) == 40
+
+
+def _losses(path):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def test_resume_reproduces_uninterrupted_run(sample, tmp_path):
+    _, tokens = sample
+    full = train(quick_config(tokens, tmp_path / "full"))
+    assert full.step == 6 and (tmp_path / "full" / "final" / "model.safetensors").is_file()
+    part = train(quick_config(tokens, tmp_path / "part", stop_at=3))
+    assert part.step == 3 and part.export_dir is None
+    resumed = train(quick_config(tokens, tmp_path / "part", resume="latest"))
+    assert resumed.start_step == 3
+    a, b = _losses(tmp_path / "full" / "log.jsonl"), _losses(tmp_path / "part" / "log.jsonl")
+    assert set(a) == set(b) == set(range(1, 7))
+    assert all(a[s] == b[s] for s in a), (a, b)
+    valid = [json.loads(x) for x in (tmp_path / "part" / "log.jsonl").read_text().splitlines() if "valid/ar/top10" in x]
+    assert valid and all(f"valid/nar/top10_q{q}" in valid[-1] for q in (2, 3, 4))
+
+
+def test_nan_guard_skips_poisoned_step(sample, tmp_path):
+    _, tokens = sample
+    cfg = quick_config(tokens, tmp_path / "nan", steps=4, save_every=4, eval_every=100)
+    from tts.trainer import build_model
+
+    model = build_model(cfg, TTSCorpus.load([tokens], 2))
+    forward = model.forward
+    calls = {"n": 0}
+
+    def poisoned(batch, stage=None):
+        out = forward(batch, stage)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second training step produces NaN
+            out.loss = out.loss * float("nan")
+        return out
+
+    model.forward = poisoned
+    result = train(cfg, model=model)
+    assert result.nonfinite_steps == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    rows = [json.loads(x) for x in (tmp_path / "nan" / "log.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "nonfinite_steps" in r]
+    assert [r["nonfinite_steps"] for r in rows] == [0, 1, 1, 1]
+    assert "loss" not in rows[1] and all(math.isfinite(r["loss"]) for r in rows if r["step"] != 2)
+    state = json.loads((tmp_path / "nan" / "state" / "step-4" / "trainer.json").read_text())
+    assert state["nonfinite_steps"] == 1
+
+
+def test_time_limit_stops_with_state_and_export(sample, tmp_path):
+    _, tokens = sample
+    result = train(quick_config(tokens, tmp_path / "t", steps=50, max_minutes=1e-9, save_every=100, eval_every=100))
+    assert result.step == 1 and result.export_dir == tmp_path / "t" / "final"
+    assert (tmp_path / "t" / "state" / "step-1" / "trainer.json").is_file()
+
+
+@pytest.mark.parametrize("preset", ["tiny", "paper"])
+def test_config_files_spell_out_the_presets(preset):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "tts" / f"valle_{preset}.yaml"
+    assert load_train_config("valle", preset, path) == load_train_config("valle", preset)

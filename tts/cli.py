@@ -1,0 +1,228 @@
+"""`train-tts` and `synthesize`: the two TTS commands.
+
+    train-tts valle --data tokens/libritts-lc --preset tiny --out runs/valle-tiny --steps 2000
+    train-tts valle --data A B --preset small --out runs/valle --stage ar --optim.lr=3e-4 --data.max_tokens=8000
+    train-tts valle --data A --preset tiny --out runs/valle-tiny --resume       # after a kill: same losses
+    accelerate launch --num_processes 2 -m tts.cli train valle --data A --out runs/x   # DDP (gloo on CPU)
+
+    synthesize --model runs/valle-tiny/final --text "Hello there." --prompt-audio p.wav \
+        --prompt-text "Transcript of p." --out o.wav
+    synthesize --model runs/valle-tiny/final --manifest refs.jsonl --out-dir gen/     # then: evaluate-tts
+    synthesize --model EXPORT --mode continuation --text "Whole transcript." --prompt-audio utt.wav --out o.wav
+
+Manifest: `evaluate-tts`'s reference manifest (`id`, `text`, `reference_audio`, `prompt_audio`) plus
+`prompt_text` (cross-sentence mode); continuation mode takes the first `--prompt-seconds` of `prompt_audio`
+(else of `reference_audio`). A bad line is reported (`<out-dir>/skipped.jsonl`) and skipped; every other
+line is synthesized to `<out-dir>/<id>.wav`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tokenizer.cli import run_cli
+from tokenizer.errors import CodecError
+
+from .errors import TTSError
+
+logger = logging.getLogger("tts")
+
+
+# ----------------------------------------------------------------------------------------- train-tts
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train-tts", description="Train a TTS model on token shards.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Overrides: --section.key=value for any key of tts/trainer.py's TrainConfig.")
+    p.add_argument("model", help="model to train: valle")
+    p.add_argument("--data", nargs="+", required=True, metavar="TOKENS_DIR", help="token shard directories")
+    p.add_argument("--preset", default="tiny", help="tiny | small | paper")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
+    p.add_argument("--stage", default=None, choices=("both", "ar", "nar"), help="which part to train")
+    p.add_argument("--config", default=None, help="YAML training config (applied over the preset)")
+    p.add_argument("--resume", nargs="?", const="latest", default=None,
+                   help="continue from the latest <out>/state/step-N, or from the given state directory")
+    p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    return run_cli("train-tts", _train, argv)
+
+
+def _train(argv):
+    import yaml
+
+    from training.config import to_dict
+
+    from .trainer import load_train_config, train
+
+    args, rest = train_parser().parse_known_args(argv)
+    overrides = list(rest) + [f"--out_dir={args.out}"]
+    if args.steps is not None:
+        overrides.append(f"--steps={args.steps}")
+    if args.stage is not None:
+        overrides.append(f"--stage={args.stage}")
+    if args.resume is not None:
+        overrides.append(f"--resume={args.resume}")
+    cfg = load_train_config(args.model, args.preset, args.config, overrides)
+    cfg.data.dirs = list(args.data)
+    if args.print_config:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return 0
+    result = train(cfg)
+    if not result.is_main_process:
+        return 0
+    logs = result.last_logs
+    keys = ("loss", "ar/top10", "valid/ar/loss", "valid/ar/top10")
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if k in keys)
+    ran = result.step - result.start_step
+    print(f"trained steps {result.start_step}..{result.step} of {cfg.steps} in {result.seconds:.1f} s "
+          f"({result.seconds / max(ran, 1):.2f} s/step); non-finite steps skipped: {result.nonfinite_steps}")
+    if shown:
+        print(f"last logged: {shown}")
+    if result.export_dir:
+        print(f"exported model: {result.export_dir}")
+    if result.state_dir:
+        print(f"resumable state: {result.state_dir}  (continue with --resume)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- synthesize
+def synth_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="synthesize", description="Zero-shot TTS with a trained export.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="export directory (train-tts writes <out>/final)")
+    p.add_argument("--text", help="what to say (continuation mode: the whole transcript)")
+    p.add_argument("--prompt-audio", help="prompt recording")
+    p.add_argument("--prompt-text", help="the prompt's transcript (cross-sentence mode)")
+    p.add_argument("--out", help="output WAV (single-sentence mode)")
+    p.add_argument("--manifest", help="JSONL of sentences (evaluate-tts reference manifest + prompt_text)")
+    p.add_argument("--out-dir", help="output folder for --manifest")
+    p.add_argument("--mode", default="cross-sentence", choices=("cross-sentence", "continuation"))
+    p.add_argument("--prompt-seconds", type=float, default=3.0, help="continuation: prompt length")
+    p.add_argument("--codec", default=None, help="load the codec from here instead of the recorded name "
+                                                 "(it must be the same codec: hash and digest are checked)")
+    p.add_argument("--batch-size", type=int, default=8, help="sentences generated together")
+    p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=0.8)
+    p.add_argument("--max-seconds-per-phoneme", type=float, default=0.4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def synth_main(argv: list[str] | None = None) -> int:
+    return run_cli("synthesize", _synthesize, argv)
+
+
+def read_requests(path: Path, mode: str) -> tuple[list, list[dict]]:
+    """(requests, bad lines) of a manifest: a line that is not JSON, lacks `id`/`text`, or (cross-sentence)
+    `prompt_audio`/`prompt_text`, is recorded as {"line", "id", "reason"} and left out."""
+    from .synthesis import Request
+
+    if not path.is_file():
+        raise TTSError(f"manifest not found: {path}")
+    requests, bad, seen = [], [], set()
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            bad.append({"line": n, "id": None, "reason": f"not a JSON object ({exc})"})
+            continue
+        rid = row.get("id")
+        missing = [k for k in ("id", "text") if not isinstance(row.get(k), str) or not row.get(k)]
+        audio = row.get("prompt_audio") or (row.get("reference_audio") if mode == "continuation" else None)
+        if not audio:
+            missing.append("prompt_audio" if mode == "cross-sentence" else "prompt_audio or reference_audio")
+        if mode == "cross-sentence" and not row.get("prompt_text"):
+            missing.append("prompt_text")
+        if missing:
+            bad.append({"line": n, "id": rid, "reason": f"missing {', '.join(missing)}"})
+            continue
+        if rid in seen:
+            bad.append({"line": n, "id": rid, "reason": f"duplicate id {rid!r}"})
+            continue
+        seen.add(rid)
+        audio = Path(audio) if Path(audio).is_absolute() else path.parent / audio
+        requests.append((n, Request(row["text"], audio, row.get("prompt_text"), mode, str(rid))))
+    return requests, bad
+
+
+def _synthesize(argv) -> int:
+    import soundfile as sf
+
+    from .generation import GenerationConfig
+    from .synthesis import Request, Synthesizer
+
+    args = synth_parser().parse_args(argv)
+    single = args.manifest is None
+    if single and (args.out is None or args.text is None or args.prompt_audio is None):
+        raise TTSError("give --text, --prompt-audio and --out (or --manifest and --out-dir)")
+    if not single and args.out_dir is None:
+        raise TTSError("--manifest needs --out-dir")
+    if args.batch_size < 1:
+        raise TTSError(f"--batch-size must be >= 1, got {args.batch_size}")
+    gen = GenerationConfig(do_sample=not args.greedy, temperature=args.temperature, top_k=args.top_k,
+                           top_p=args.top_p, max_seconds_per_phoneme=args.max_seconds_per_phoneme, seed=args.seed)
+    synth = Synthesizer.from_pretrained(args.model, args.codec, args.device)
+    sr = synth.sampling_rate
+    if single:
+        req = Request(args.text, args.prompt_audio, args.prompt_text, args.mode, Path(args.out).stem)
+        audio = synth.synthesize([req], gen, args.prompt_seconds)[0]
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(args.out, audio, sr)
+        print(f"synthesize: {args.out}: {len(audio) / sr:.2f} s at {sr} Hz")
+        return 0
+
+    from tqdm.auto import tqdm
+
+    manifest = Path(args.manifest).expanduser()
+    requests, bad = read_requests(manifest, args.mode)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ready = []
+    for n, req in requests:
+        try:
+            ready.append((n, req, synth.prepare(req, args.prompt_seconds)))
+        except CodecError as exc:  # TTSError and AudioError: this line only
+            bad.append({"line": n, "id": req.id, "reason": str(exc)})
+    for b in sorted(bad, key=lambda b: b["line"]):
+        print(f"synthesize: {manifest}:{b['line']}: skipped ({b['id'] or 'no id'}): {b['reason']}", file=sys.stderr)
+    done, seconds = 0, 0.0
+    for start in tqdm(range(0, len(ready), args.batch_size), desc="synthesize", disable=None):
+        chunk = ready[start : start + args.batch_size]
+        audios = synth.synthesize_prepared([c[1] for c in chunk], [c[2] for c in chunk], gen)
+        for (_, req, _), audio in zip(chunk, audios):
+            sf.write(out_dir / f"{req.id}.wav", audio, sr)
+            done += 1
+            seconds += len(audio) / sr
+    (out_dir / "skipped.jsonl").write_text("".join(json.dumps(b) + "\n" for b in sorted(bad, key=lambda b: b["line"])))
+    print(f"synthesize: {done} sentences ({seconds:.1f} s of audio) -> {out_dir}; {len(bad)} lines skipped"
+          + (f" (see {out_dir / 'skipped.jsonl'})" if bad else ""))
+    return 0 if done or not requests and not bad else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tts.cli train ...` / `python -m tts.cli synthesize ...` (for accelerate launch)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        return train_main(argv[1:])
+    if argv and argv[0] == "synthesize":
+        return synth_main(argv[1:])
+    print("usage: python -m tts.cli {train,synthesize} ...", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

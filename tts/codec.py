@@ -1,0 +1,38 @@
+"""The codec a TTS model's tokens come from, loaded from the record the shards and the export carry.
+
+A record (`manifest.json`'s "codec", `config.json`'s "codec") names the codec (`name_or_path` / `name`) and
+its identity (`config_hash`, `weights_digest`), plus the codes per frame and, for codecs with post-hoc
+quantization (Stable Codec's FSQ), the setting the tokens were made with (`fsq_levels`, `fsq_stages`), which
+is applied again before the identity is compared.
+"""
+
+from __future__ import annotations
+
+from tokenizer.errors import CodecError
+
+from .errors import TTSError
+
+
+def load_codec(record: dict, source: str | None = None, where: str = "the model"):
+    """A `CodecTokenizer` equal to the recorded codec (loaded from `source` when given); TTSError when it
+    cannot be loaded or differs in config hash or weights digest."""
+    from tokenizer.auto import AutoCodecTokenizer
+
+    source = source or record.get("name_or_path") or record.get("name")
+    if not source:
+        raise TTSError(f"{where} records no codec name to load it from")
+    try:
+        tok = AutoCodecTokenizer.from_pretrained(source)
+        if record.get("fsq_levels") is not None and hasattr(tok, "set_quantization"):
+            tok.set_quantization(levels=int(record["fsq_levels"]), stages=int(record.get("fsq_stages") or 1))
+    except CodecError as exc:
+        raise TTSError(f"cannot load the codec {source!r} that {where} was trained on: {exc}") from None
+    for key, ours in (("config_hash", tok.config_hash), ("weights_digest", tok.weights_digest)):
+        if ours != record.get(key):
+            raise TTSError(f"codec mismatch: {where} was trained on tokens of {record.get('name')!r} with {key} "
+                           f"{record.get(key)}, but {source!r} has {ours}")
+    try:
+        tok.model.check_num_quantizers(int(record.get("num_quantizers")))
+    except (CodecError, TypeError, ValueError):
+        raise TTSError(f"codec {source!r} cannot make {record.get('num_quantizers')} codes per frame") from None
+    return tok

@@ -1,0 +1,80 @@
+"""Sampling settings and the next-token sampler shared by autoregressive TTS decoders.
+
+Defaults follow the anchors (tts-anchors.md §2.7): sampling-based decoding ("beam search may lead the LM
+into an infinity loop", VALL-E), nucleus sampling with VALL-E 2's repetition-aware sampling (RAS: when the
+sampled token already fills more than `ras_threshold` of the last `ras_window` tokens, draw again from the
+full distribution), EOS allowed after `min_frames` and generation capped at `max_seconds_per_phoneme` x the
+target's phoneme count (lifeiteng caps at 16 tokens per phoneme at 75 Hz = 0.21 s; ESPnet at a ratio).
+`do_sample=False` is plain greedy decoding (RAS off), which tests and the overfit demo use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .errors import TTSError
+
+
+@dataclass
+class GenerationConfig:
+    """How an AR decoder picks tokens. `temperature` > 0; `top_k` 0 = off; `top_p` 1.0 = off."""
+
+    do_sample: bool = True
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.8
+    ras_window: int = 10
+    ras_threshold: float = 0.1
+    min_frames: int = 1
+    max_seconds_per_phoneme: float = 0.4
+    use_cache: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.min_frames < 0:
+            raise TTSError(f"bad sampling settings: temperature={self.temperature} (> 0), top_p={self.top_p} "
+                           f"(0..1], top_k={self.top_k} (>= 0), min_frames={self.min_frames} (>= 0)")
+        if self.max_seconds_per_phoneme <= 0:
+            raise TTSError(f"max_seconds_per_phoneme={self.max_seconds_per_phoneme} must be > 0")
+
+    def max_frames(self, num_phonemes: int, frame_rate: float) -> int:
+        """Frames the decoder may emit for a text of `num_phonemes` phonemes before it is stopped (this cap
+        wins over `min_frames`)."""
+        return max(1, math.ceil(num_phonemes * self.max_seconds_per_phoneme * frame_rate - 1e-6))
+
+
+def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """(B, V) logits with everything outside the top-k and the top-p nucleus set to -inf."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) > top_p  # keep the token that crosses top_p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+def sample_next(logits: torch.Tensor, cfg: GenerationConfig, history: list[list[int]],
+                generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row of `logits` (B, V): greedy, or sampled with temperature / top-k / top-p and RAS.
+
+    history: tokens emitted so far per row (for RAS). Returns LongTensor (B,).
+    """
+    logits = logits.float()
+    if not cfg.do_sample:
+        return logits.argmax(-1)
+    logits = logits / cfg.temperature
+    probs = filter_logits(logits, cfg.top_k, cfg.top_p).softmax(-1)
+    tokens = torch.multinomial(probs, 1, generator=generator)[:, 0]
+    if cfg.ras_window > 0:
+        full = logits.softmax(-1)
+        for b, past in enumerate(history):
+            window = past[-cfg.ras_window:]
+            if window and sum(t == int(tokens[b]) for t in window) / cfg.ras_window > cfg.ras_threshold:
+                tokens[b] = torch.multinomial(full[b], 1, generator=generator)[0]
+    return tokens

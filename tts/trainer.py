@@ -1,0 +1,401 @@
+"""The one TTS trainer (every model of `tts.registry`) on `accelerate`, readable top to bottom in `train()`.
+
+Each optimizer step: the batch of this step (`tts.data.TokenBatches`: a pure function of seed and step,
+bounded by `data.max_tokens`), the model's loss (`forward(batch) -> TTSOutput`), backward, gradient
+clipping, then the NaN/inf guard: a step whose loss or gradient norm is not finite (on any process) is
+skipped (no optimizer update), counted (`nonfinite_steps` in `log.jsonl` and the state) and logged. Under
+fp16 the gradient scaler makes that decision (it skips inf/NaN steps and lowers the scale). A state whose
+weights are not finite is never written. Mixed precision: `auto` is bf16 on GPUs that have it, float32
+elsewhere (fp16 loss-scale collapse is the most reported failure of open VALL-E recipes); `fp16`/`bf16`
+can be asked for.
+
+Reproducibility and resume: the learning rate is `training.schedule.lr_scale(step)` (warm-up then linear
+decay, as VALL-E), torch's global generator is re-seeded from (seed, step) before every step (dropout, the
+NAR stage drawn per step), batches come from (seed, step). A run resumed from `<out>/state/step-N`
+(`--resume`, after a kill -9 included) therefore logs the same losses as an uninterrupted one.
+
+Outputs under `out_dir`: `config.yaml`, `log.jsonl` (one row per logged step, validation rows of their
+own), TensorBoard events (losses, validation loss and top-10 accuracy per codebook, synthesized validation
+sentences as audio), `state/step-N` (resumable), `samples/step-N/*.wav`, and exports (`final`,
+`export/step-N`): `save_pretrained` directories whose config records the codec (name, config hash,
+weights digest, K, codebook size, rates) and the phoneme vocabulary, plus `phonemes.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from accelerate import Accelerator, DistributedDataParallelKwargs
+
+from tokenizer.errors import ConfigError
+from training.checkpointing import due, load_state, resolve_resume, save_state
+from training.config import build, dump_config, merge, parse_overrides, to_dict
+from training.schedule import lr_scale
+from training.tracking import append_jsonl, flat_hparams
+
+from .data import TokenBatches, TTSCorpus, fixed_batches
+from .errors import TTSError
+from .generation import GenerationConfig
+from .registry import get_model_module
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataConfig:
+    dirs: list = field(default_factory=list)
+    max_tokens: int = 6000          # padded phonemes + prompt + target tokens per batch and process
+    prompt: str = "prefix"          # prefix | other (see tts.data)
+    prompt_seconds: float = 3.0     # longest prompt
+    max_seconds: float = 20.0       # longer utterances are left out
+    valid_utterances: int = 4
+    valid_speakers: list = field(default_factory=list)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4
+    betas: list = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 0.01
+    warmup_steps: int = 32_000
+    schedule: str = "linear"
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+
+
+@dataclass
+class SampleConfig:
+    """Validation sentences synthesized at intervals (continuation of the first `prompt_seconds` of the
+    first `num` validation utterances), logged as audio."""
+
+    num: int = 2
+    prompt_seconds: float = 1.5
+    do_sample: bool = False
+    max_seconds_per_phoneme: float = 0.25
+
+
+@dataclass
+class TrainConfig:
+    model: str = "valle"
+    preset: str = "tiny"
+    overrides: dict = field(default_factory=dict)   # model config fields, e.g. {"dropout": 0.0}
+    init_from: str | None = None                    # start from this export (e.g. train the NAR after the AR)
+    stage: str = "both"                             # both | ar | nar
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    samples: SampleConfig = field(default_factory=SampleConfig)
+    steps: int = 3000
+    stop_at: int | None = None                      # stop early (the schedule still spans `steps`)
+    max_minutes: float | None = None                # stop (state + export) after this much training time
+    seed: int = 0
+    out_dir: str = "runs/tts"
+    resume: str | None = None
+    mixed_precision: str = "auto"                   # auto | no | bf16 | fp16
+    log_every: int = 10
+    eval_every: int = 500
+    save_every: int = 500
+    keep_states: int = 2
+    export_every: int = 0                           # 0: export at the end only
+    sample_every: int = 1000                        # 0: never
+    log_with: str = "tensorboard"                   # tensorboard | none
+
+
+def load_train_config(model: str, preset: str, path: str | None = None,
+                      overrides: list[str] | dict | None = None) -> TrainConfig:
+    """Defaults <- the model's training preset <- YAML file <- `--section.key=value` overrides."""
+    import yaml
+
+    module = get_model_module(model)
+    if preset not in module.TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {preset!r} for {model}; known: {', '.join(module.TRAIN_PRESETS)}")
+    values = merge({"model": model, "preset": preset}, module.TRAIN_PRESETS[preset])
+    if path is not None:
+        try:
+            values = merge(values, yaml.safe_load(Path(path).read_text()) or {})
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    if overrides:
+        values = merge(values, overrides if isinstance(overrides, dict) else parse_overrides(overrides))
+    return build(TrainConfig, values)
+
+
+@dataclass
+class TrainResult:
+    start_step: int
+    step: int
+    seconds: float
+    last_logs: dict
+    export_dir: Path | None
+    state_dir: Path | None
+    history: list[dict] = field(default_factory=list)
+    nonfinite_steps: int = 0
+    is_main_process: bool = True
+
+
+def build_model(cfg: TrainConfig, corpus: TTSCorpus):
+    """The model of `cfg.model` / `cfg.preset` (+ overrides) for the corpus's codec and vocabulary (seeded)."""
+    module = get_model_module(cfg.model)
+    reserved = {"num_quantizers", "codebook_size", "phoneme_vocab_size", "frame_rate", "codec", "phoneme_tokens"}
+    bad = sorted(reserved & set(cfg.overrides))
+    if bad:
+        raise ConfigError(f"overrides.{bad[0]} comes from the shard manifest and cannot be overridden")
+    config = module.CONFIG_CLASS.preset(
+        cfg.preset, num_quantizers=corpus.num_quantizers, codebook_size=corpus.codebook_size,
+        phoneme_vocab_size=len(corpus.vocab), frame_rate=corpus.frame_rate, codec=dict(corpus.codec),
+        phoneme_tokens=list(corpus.vocab.tokens), language=corpus.language, **cfg.overrides)
+    torch.manual_seed(cfg.seed)
+    return module.MODEL_CLASS(config)
+
+
+def init_model(cfg: TrainConfig, corpus: TTSCorpus):
+    """The model of export `cfg.init_from`, checked against the corpus's codec and phoneme vocabulary."""
+    from .data import check_codec_identity
+    from .registry import load_model
+
+    model = load_model(cfg.init_from)
+    record = model.config.check_codec_record(cfg.init_from)
+    check_codec_identity(record, corpus.codec, cfg.init_from, corpus.dirs[0] if corpus.dirs else "the corpus")
+    if list(model.config.phoneme_tokens or []) != list(corpus.vocab.tokens):
+        raise TTSError(f"{cfg.init_from} was trained with another phoneme vocabulary than {corpus.dirs}")
+    return model.train()
+
+
+def resolve_precision(requested: str) -> str:
+    if requested not in ("auto", "no", "bf16", "fp16"):
+        raise ConfigError(f"mixed_precision={requested!r} not one of auto, no, bf16, fp16")
+    if not torch.cuda.is_available():
+        if requested in ("bf16", "fp16"):
+            logger.warning("mixed_precision=%s needs a GPU here; training in float32", requested)
+        return "no"
+    if requested == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return requested
+
+
+@torch.no_grad()
+def validate(model, batches, device) -> dict:
+    """Mean validation metrics over `batches` (weighted by items): AR loss/top-10, NAR loss/top-10 of every
+    codebook 2..K."""
+    model.eval()
+    sums, weight = defaultdict(float), defaultdict(float)
+    stages = range(1, model.config.num_quantizers) if getattr(model, "nar", None) is not None else [None]
+    for batch in batches:
+        batch = batch.to(device)
+        for stage in stages:
+            out = model(batch, stage=stage)
+            for k, v in out.metrics.items():
+                if k.startswith("ar/") and stage not in (None, 1):
+                    continue  # the AR does not depend on the stage: count it once
+                if k in ("loss", "nar/loss"):
+                    continue
+                sums[k] += v * len(batch)
+                weight[k] += len(batch)
+    model.train()
+    return {k: sums[k] / weight[k] for k in sums}
+
+
+def _params_finite(model) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def synthesize_samples(model, utts, codec, cfg: SampleConfig, frame_rate: float, seed: int):
+    """Continuation of each validation utterance's first `cfg.prompt_seconds` -> [(id, audio (T,) or None)]."""
+    n_prompt = max(1, round(cfg.prompt_seconds * frame_rate))
+    chosen = [u for u in utts if u.num_frames > n_prompt][: cfg.num]
+    if not chosen:
+        return []
+    gen = GenerationConfig(do_sample=cfg.do_sample, max_seconds_per_phoneme=cfg.max_seconds_per_phoneme, seed=seed)
+    codes = model.generate([u.phonemes.long() for u in chosen], [u.codes[:, :n_prompt].long() for u in chosen],
+                           [len(u.phonemes) for u in chosen], gen)
+    out = []
+    for u, c in zip(chosen, codes):
+        full = torch.cat([u.codes[:, :n_prompt].long(), c], dim=-1)
+        audio = codec.batch_decode(full[None])[0] if codec is not None and full.shape[-1] else None
+        out.append((u.id, audio))
+    return out
+
+
+def load_codec(record: dict):
+    """The codec a corpus was tokenized with (`tts.codec.load_codec`); None (with a warning) when it cannot be
+    loaded or is not the same codec, so training goes on without audio samples."""
+    from .codec import load_codec as load
+
+    try:
+        return load(record, where="the shards")
+    except TTSError as exc:
+        logger.warning("validation samples are not synthesized: %s", exc)
+        return None
+
+
+def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> TrainResult:
+    """Run (or resume) training of `cfg` on the shard directories `cfg.data.dirs` (or `corpus`).
+    `model`: train this module instead of building `cfg.model` (it must follow `tts.model`'s contract)."""
+    out = Path(cfg.out_dir)
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(), mixed_precision=resolve_precision(cfg.mixed_precision),
+        project_dir=str(out), log_with=None if cfg.log_with in (None, "none") else cfg.log_with,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    main, device = accelerator.is_main_process, accelerator.device
+
+    # ---- data and model
+    corpus = corpus or TTSCorpus.load(cfg.data.dirs, cfg.data.valid_utterances, cfg.data.valid_speakers)
+    fr = corpus.frame_rate
+    max_prompt = max(1, round(cfg.data.prompt_seconds * fr))
+    if cfg.data.max_seconds:
+        corpus.train = [u for u in corpus.train if u.num_frames <= cfg.data.max_seconds * fr]
+    batches = TokenBatches(corpus.train, cfg.data.max_tokens, cfg.seed, cfg.data.prompt, max_prompt,
+                           rank=accelerator.process_index, world_size=accelerator.num_processes,
+                           word_boundary_id=corpus.vocab.index[" "])
+    valid = fixed_batches(corpus.valid, cfg.data.max_tokens, max_prompt, cfg.seed) if corpus.valid else []
+    if model is None:
+        model = init_model(cfg, corpus) if cfg.init_from else build_model(cfg, corpus)
+    model.set_train_stage(cfg.stage)
+    o = cfg.optim
+    optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    codec = load_codec(corpus.codec) if main and cfg.sample_every else None
+
+    # ---- resume
+    start, nonfinite = 0, 0
+    if cfg.resume:
+        state = resolve_resume(out, cfg.resume)
+        saved = load_state(accelerator, state)
+        start, nonfinite = saved["step"], saved.get("nonfinite_steps", 0)
+        if main:
+            logger.info("resumed from %s (step %d)", state, start)
+    end = min(cfg.steps, cfg.stop_at or cfg.steps)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out / "config.yaml")
+    if cfg.log_with not in (None, "none"):
+        accelerator.init_trackers("tts", config=flat_hparams(to_dict(cfg)))
+    writer = accelerator.get_tracker("tensorboard", unwrap=True) if main and cfg.log_with == "tensorboard" else None
+
+    history, logs, t0 = [], {}, time.time()
+    t_log, last_logged, tokens = t0, start, 0
+    export_dir = state_dir = None
+    sums, counts = defaultdict(float), defaultdict(int)
+    bar = tqdm(range(start, end), initial=start, total=end, disable=not main, desc="train", dynamic_ncols=True)
+
+    # ---- the loop
+    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
+    for step in bar:
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        scale = lr_scale(step, cfg.steps, o.warmup_steps, o.schedule, o.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = o.lr * scale
+        batch = batches.batch(step).to(device)
+        with accelerator.autocast():
+            output = model(batch)
+        loss = output.loss
+        accelerator.backward(loss)
+        norm = accelerator.clip_grad_norm_(model.parameters(), o.grad_clip if o.grad_clip > 0 else float("inf"))
+        if accelerator.scaler is not None:  # fp16: the scaler skips non-finite steps and lowers its scale
+            optimizer.step()
+            skipped = accelerator.optimizer_step_was_skipped
+        else:
+            finite = torch.tensor([math.isfinite(float(loss.detach())) and math.isfinite(float(norm))],
+                                  device=device, dtype=torch.float32)
+            skipped = not bool(accelerator.gather(finite).min())  # every process skips together
+            if not skipped:
+                optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        if deadline is not None and done < end:
+            over = torch.tensor([float(time.time() > deadline)], device=device)
+            if bool(accelerator.gather(over).max()):  # every process asks every step, so all stop together
+                logger.info("max_minutes=%g reached at step %d: saving and exporting", cfg.max_minutes, done)
+                end = done
+        if skipped:
+            nonfinite += 1
+            logger.warning("step %d: loss %s, gradient norm %s: not finite, update skipped (%d so far)",
+                           done, float(loss.detach()), float(norm), nonfinite)
+        else:
+            for k, v in output.metrics.items():
+                sums[k] += v
+                counts[k] += 1
+            sums["grad_norm"] += float(norm)
+            counts["grad_norm"] += 1
+        tokens += batch.num_tokens
+
+        # ---- logging, validation, samples, checkpoints
+        if due(done, cfg.log_every, end):
+            now = time.time()
+            values = {k: sums[k] / counts[k] for k in sums}
+            values.update({"lr": o.lr * scale, "nonfinite_steps": nonfinite,
+                           "time/seconds_per_step": (now - t_log) / max(done - last_logged, 1),
+                           "tokens_per_second": tokens / max(now - t_log, 1e-9)})
+            t_log, last_logged, tokens = now, done, 0
+            sums, counts = defaultdict(float), defaultdict(int)
+            if accelerator.num_processes > 1:  # every process logs at the same steps with the same keys
+                keys = sorted(values)
+                mean = accelerator.reduce(torch.tensor([float(values[k]) for k in keys], device=device), "mean")
+                values = dict(zip(keys, mean.tolist()))
+                values["tokens_per_second"] *= accelerator.num_processes
+                values["nonfinite_steps"] = nonfinite
+            logs = {"step": done, **values}
+            history.append(logs)
+            if main:
+                accelerator.log(values, step=done)
+                append_jsonl(out / "log.jsonl", logs)
+            bar.set_postfix(loss=f"{values.get('loss', float('nan')):.4f}", lr=f"{values['lr']:.2e}")
+        if valid and due(done, cfg.eval_every, cfg.steps):
+            if main:
+                scores = {f"valid/{k}": v for k, v in validate(accelerator.unwrap_model(model), valid, device).items()}
+                accelerator.log(scores, step=done)
+                logs.update(scores)
+                append_jsonl(out / "log.jsonl", {"step": done, **scores})
+            accelerator.wait_for_everyone()
+        if cfg.sample_every and main and due(done, cfg.sample_every, cfg.steps):
+            for utt_id, audio in synthesize_samples(accelerator.unwrap_model(model), corpus.valid or corpus.train[:2],
+                                                    codec, cfg.samples, fr, cfg.seed):
+                if audio is None:
+                    continue
+                import soundfile as sf
+
+                (out / "samples" / f"step-{done}").mkdir(parents=True, exist_ok=True)
+                sf.write(out / "samples" / f"step-{done}" / f"{utt_id}.wav", audio, codec.sampling_rate)
+                if writer is not None:
+                    writer.add_audio(f"samples/{utt_id}", torch.from_numpy(np.asarray(audio))[None], done,
+                                     codec.sampling_rate)
+        if due(done, cfg.save_every, end):
+            if not _params_finite(accelerator.unwrap_model(model)):
+                raise TTSError(f"step {done}: the weights are not finite; no state written (the last good one is "
+                               f"{state_dir}); lower optim.lr or use mixed_precision=no")
+            state_dir = save_state(accelerator, out, done, cfg.keep_states, extra={"nonfinite_steps": nonfinite})
+        out_of_time = deadline is not None and done == end < cfg.steps
+        if main and (done == cfg.steps or out_of_time or (cfg.export_every and done % cfg.export_every == 0)):
+            export_dir = export(accelerator.unwrap_model(model),
+                                out / ("final" if done == cfg.steps or out_of_time else f"export/step-{done}"))
+        if done >= end:
+            break
+    bar.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(start_step=start, step=end, seconds=time.time() - t0, last_logs=logs, export_dir=export_dir,
+                       state_dir=state_dir, history=history, nonfinite_steps=nonfinite, is_main_process=main)
+
+
+def export(model, directory: Path) -> Path:
+    """`save_pretrained` (safetensors + config.json with the codec record and phoneme tokens) + phonemes.json."""
+    from data_prep.text.vocab import PhonemeVocab
+
+    if not _params_finite(model):
+        raise TTSError(f"the weights are not finite: {directory} not written")
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(directory), safe_serialization=True)
+    if model.config.phoneme_tokens:
+        PhonemeVocab(model.config.phoneme_tokens).save(directory)
+    return directory

@@ -1,0 +1,86 @@
+"""VALL-E configuration (Wang et al. 2023, arXiv 2301.02111) and its presets.
+
+`paper`: the paper's AR and NAR, each 12 layers, 16 heads, width 1024, FFN 4096, dropout 0.1.
+`small`: width 512, 8 heads, 6 layers, FFN 2048 (between lifeiteng's LJSpeech model, 256/8/6, and the
+paper; sized for CPU synthesis benchmarks). `tiny`: width 128, 4 heads, 4 layers, FFN 512 (lifeiteng's
+"nano"), for the sample corpus and the tests.
+
+Training defaults per preset (`TRAIN_PRESETS`): the paper's AdamW to 5e-4 with 32k warm-up steps, linear
+decay and 6k acoustic tokens per GPU; smaller presets scale steps, warm-up and batch down.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tokenizer.errors import ConfigError
+
+from ..model import TTSConfig
+
+STAGES = ("both", "ar", "nar")
+
+
+class ValleConfig(TTSConfig):
+    """Architecture of a VALL-E AR + NAR pair (the same transformer size for both).
+
+    `num_quantizers` K and `codebook_size` come from the shard manifest. With K = 1 (one FSQ stage) there
+    is no NAR. `nar_tie_output`: NAR prediction layer of codebook j uses embedding j's weights (paper).
+    """
+
+    model_type = "valle"
+    PRESETS: ClassVar[tuple[str, ...]] = ("paper", "small", "tiny")
+
+    hidden_size: int = 1024
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 16
+    intermediate_size: int = 4096
+    dropout: float = 0.1
+    rope_theta: float = 10000.0
+    nar_tie_output: bool = True
+
+    def __post_init__(self, **kwargs):
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
+                              f"{self.num_attention_heads}")
+        if self.num_quantizers < 1 or self.codebook_size < 2:
+            raise ConfigError(f"num_quantizers={self.num_quantizers}, codebook_size={self.codebook_size}: need "
+                              ">= 1 codebook of >= 2 entries")
+        super().__post_init__(**kwargs)
+
+    @property
+    def has_nar(self) -> bool:
+        return self.num_quantizers > 1
+
+    @property
+    def audio_eos_id(self) -> int:
+        """The AR's end-of-speech token: one past the last code."""
+        return self.codebook_size
+
+    @classmethod
+    def paper(cls, **kw) -> "ValleConfig":
+        return cls(**kw)
+
+    @classmethod
+    def small(cls, **kw) -> "ValleConfig":
+        return cls(**{"hidden_size": 512, "num_hidden_layers": 6, "num_attention_heads": 8,
+                      "intermediate_size": 2048, **kw})
+
+    @classmethod
+    def tiny(cls, **kw) -> "ValleConfig":
+        return cls(**{"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
+                      "intermediate_size": 512, **kw})
+
+    @classmethod
+    def preset(cls, name: str, **kw) -> "ValleConfig":
+        if name not in cls.PRESETS:
+            raise ConfigError(f"unknown VALL-E preset {name!r}; known: {', '.join(cls.PRESETS)}")
+        return getattr(cls, name)(**kw)
+
+
+# Training settings that differ from `tts.trainer.TrainConfig`'s defaults, per preset.
+TRAIN_PRESETS: dict[str, dict] = {
+    "paper": {"steps": 800_000, "optim": {"lr": 5e-4, "warmup_steps": 32_000}, "data": {"max_tokens": 6000}},
+    "small": {"steps": 100_000, "optim": {"lr": 5e-4, "warmup_steps": 4000}, "data": {"max_tokens": 6000}},
+    "tiny": {"steps": 3000, "optim": {"lr": 1e-3, "warmup_steps": 200}, "data": {"max_tokens": 4000},
+             "eval_every": 500, "save_every": 500, "sample_every": 1000},
+}
