@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(args.work)
     tokens, run = work / "tokens", work / "run"
 
-    from data_prep.cli import main as tokenize_corpus
+    from data_prep.tokenize_corpus import main as tokenize_corpus
     from tts.cli import train_main
 
     if not (tokens / "manifest.json").is_file():

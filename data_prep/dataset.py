@@ -214,6 +214,12 @@ class TokenShardDataset(IterableDataset):
         slot = rank * num_workers + worker_id
         return shards[slot :: world_size * num_workers], slot
 
+    def all_samples(self) -> Iterator[dict]:
+        """Every sample of every shard, in manifest order, whatever the rank or worker (for consumers that
+        hold a whole corpus in memory on each process, such as the TTS trainer); counts are checked."""
+        for path in self.shards:
+            yield from _read_shard(path, self._expected[path])
+
     def __iter__(self) -> Iterator[dict]:
         shards, slot = self._my_shards()
         samples: Iterator[dict] = (sample for path in shards for sample in _read_shard(path, self._expected[path]))

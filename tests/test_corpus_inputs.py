@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.cli import main
+from data_prep.tokenize_corpus import main
 from data_prep.dataset import TokenShardDataset
 from tokenizer import AutoCodecConfig, AutoCodecTokenizer
 

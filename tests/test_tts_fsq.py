@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from data_prep.cli import main as tokenize_main
+from data_prep.tokenize_corpus import main as tokenize_main
 from data_prep.sample_corpus import SAMPLE_ROOT
 from tokenizer import AutoCodecConfig, AutoCodecTokenizer
 from tts.generation import GenerationConfig

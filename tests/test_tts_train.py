@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from data_prep.cli import main as tokenize_main
+from data_prep.tokenize_corpus import main as tokenize_main
 from data_prep.sample_corpus import SAMPLE_ROOT
 from tokenizer import AutoCodecConfig, AutoCodecTokenizer
 from tts.data import TokenBatches, TTSCorpus

@@ -26,8 +26,12 @@ from pathlib import Path
 
 from tokenizer.cli import run_cli
 from tokenizer.errors import CodecError
+from training.config import to_dict
 
 from .errors import TTSError
+from .generation import GenerationConfig
+from .synthesis import Request, Synthesizer
+from .trainer import load_train_config, train
 
 logger = logging.getLogger("tts")
 
@@ -57,9 +61,7 @@ def train_main(argv: list[str] | None = None) -> int:
 def _train(argv):
     import yaml
 
-    from training.config import to_dict
 
-    from .trainer import load_train_config, train
 
     args, rest = train_parser().parse_known_args(argv)
     overrides = list(rest) + [f"--out_dir={args.out}"]
@@ -125,7 +127,6 @@ def synth_main(argv: list[str] | None = None) -> int:
 def read_requests(path: Path, mode: str) -> tuple[list, list[dict]]:
     """(requests, bad lines) of a manifest: a line that is not JSON, lacks `id`/`text`, or (cross-sentence)
     `prompt_audio`/`prompt_text`, is recorded as {"line", "id", "reason"} and left out."""
-    from .synthesis import Request
 
     if not path.is_file():
         raise TTSError(f"manifest not found: {path}")
@@ -162,8 +163,6 @@ def read_requests(path: Path, mode: str) -> tuple[list, list[dict]]:
 def _synthesize(argv) -> int:
     import soundfile as sf
 
-    from .generation import GenerationConfig
-    from .synthesis import Request, Synthesizer
 
     args = synth_parser().parse_args(argv)
     single = args.manifest is None

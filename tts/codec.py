@@ -8,6 +8,7 @@ is applied again before the identity is compared.
 
 from __future__ import annotations
 
+from tokenizer.auto import AutoCodecTokenizer
 from tokenizer.errors import CodecError
 
 from .errors import TTSError
@@ -16,7 +17,6 @@ from .errors import TTSError
 def load_codec(record: dict, source: str | None = None, where: str = "the model"):
     """A `CodecTokenizer` equal to the recorded codec (loaded from `source` when given); TTSError when it
     cannot be loaded or differs in config hash or weights digest."""
-    from tokenizer.auto import AutoCodecTokenizer
 
     source = source or record.get("name_or_path") or record.get("name")
     if not source:

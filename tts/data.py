@@ -61,14 +61,9 @@ def _read_samples(shard_dir: Path) -> Iterator[dict]:
     """Every sample of every shard of `shard_dir`, on every process.
 
     `TokenShardDataset.__iter__` gives each distributed rank only its own shards; a TTS trainer needs all
-    utterances everywhere (prompts of the same speaker, one global batch order), so it reads the dataset's
-    shard list itself with the same per-shard decoder.
+    utterances everywhere (prompts of the same speaker, one global batch order), hence `all_samples()`.
     """
-    from data_prep.dataset import _read_shard  # the shard decoder of the public reader (see the docstring)
-
-    dataset = TokenShardDataset(shard_dir)
-    for path in dataset.shards:
-        yield from _read_shard(path)
+    yield from TokenShardDataset(shard_dir).all_samples()
 
 
 @dataclass

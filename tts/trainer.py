@@ -36,16 +36,18 @@ from tqdm.auto import tqdm
 
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
+from data_prep.text.vocab import PhonemeVocab
 from tokenizer.errors import ConfigError
 from training.checkpointing import due, load_state, resolve_resume, save_state
 from training.config import build, dump_config, merge, parse_overrides, to_dict
 from training.schedule import lr_scale
 from training.tracking import append_jsonl, flat_hparams
 
-from .data import TokenBatches, TTSCorpus, fixed_batches
+from .codec import load_codec as load_recorded_codec
+from .data import TokenBatches, TTSCorpus, check_codec_identity, fixed_batches
 from .errors import TTSError
 from .generation import GenerationConfig
-from .registry import get_model_module
+from .registry import get_model_module, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +162,6 @@ def build_model(cfg: TrainConfig, corpus: TTSCorpus):
 
 def init_model(cfg: TrainConfig, corpus: TTSCorpus):
     """The model of export `cfg.init_from`, checked against the corpus's codec and phoneme vocabulary."""
-    from .data import check_codec_identity
-    from .registry import load_model
 
     model = load_model(cfg.init_from)
     record = model.config.check_codec_record(cfg.init_from)
@@ -229,10 +229,8 @@ def synthesize_samples(model, utts, codec, cfg: SampleConfig, frame_rate: float,
 def load_codec(record: dict):
     """The codec a corpus was tokenized with (`tts.codec.load_codec`); None (with a warning) when it cannot be
     loaded or is not the same codec, so training goes on without audio samples."""
-    from .codec import load_codec as load
-
     try:
-        return load(record, where="the shards")
+        return load_recorded_codec(record, where="the shards")
     except TTSError as exc:
         logger.warning("validation samples are not synthesized: %s", exc)
         return None
@@ -390,7 +388,6 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
 
 def export(model, directory: Path) -> Path:
     """`save_pretrained` (safetensors + config.json with the codec record and phoneme tokens) + phonemes.json."""
-    from data_prep.text.vocab import PhonemeVocab
 
     if not _params_finite(model):
         raise TTSError(f"the weights are not finite: {directory} not written")
