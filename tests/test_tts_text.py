@@ -40,8 +40,6 @@ def test_bad_text_names_the_value(frontend):
         frontend.encode(["measure"])
 
 
-@pytest.mark.xfail(strict=True, reason="data_prep/text/phonemize.py phonemizes sentences: espeak merges words "
-                                       "('I am' -> 'aɪɐm'); the per-word fix is proposed for the lead")
 def test_sample_corpus_phonemizes_without_word_count_warnings(caplog):
     with caplog.at_level(logging.WARNING):
         out = phonemize(LINES)

@@ -6,6 +6,9 @@ punctuation kept and attached to the word it follows:
 
     "Hello, world!" -> "h|ə|l|ˈoʊ, w|ˈɜː|l|d!"
 
+Each word is phonemized on its own (one batch for all words of all texts), so the output has exactly one
+phoneme word per input word, and the same word always gets the same phones.
+
 Needs the Debian/Ubuntu package `espeak-ng` (`apt-get install espeak-ng`; macOS: `brew install espeak-ng`).
 """
 
@@ -56,8 +59,8 @@ def get_backend(language: str = "en-us"):
             preserve_punctuation=True,
             with_stress=True,
             language_switch="remove-flags",
-            # Keep utterances whose word count changes ("3D" -> two words) and log them: the
-            # phonemes are still right, and dropping them would lose data for a bookkeeping check.
+            # Texts go to espeak one word per line (see `phonemize`), so a count mismatch would be a
+            # real anomaly: log it rather than drop the utterance.
             words_mismatch="warn",
             logger=logger,
         )
@@ -82,8 +85,17 @@ def phonemize(texts: Sequence[str], language: str | Sequence[str] = "en-us") -> 
             groups.setdefault(lang, []).append(i)
     for lang, indices in groups.items():
         backend = get_backend(lang)
-        cleaned = [_WS.sub(" ", texts[i]).strip() for i in indices]
-        for i, phones in zip(indices, _phonemize_batch(backend, cleaned)):
+        # Word by word, in one batch: espeak joins words of a sentence ("I am" -> one word "aɪɐm", "does
+        # not"), which loses word boundaries and makes phonemizer log "words count mismatch"; its
+        # maintainers say it cannot be fixed at their level (bootphon/phonemizer #72, #172). Per word, every
+        # word keeps its boundary and always gets the same phones (as a pronunciation lexicon gives them),
+        # at the cost of citation forms for weak words ("a" -> "eɪ"), the same at training and synthesis.
+        words = [_WS.sub(" ", texts[i]).strip().split(" ") for i in indices]
+        flat = _phonemize_batch(backend, [w for ws in words for w in ws])
+        pos = 0
+        for i, ws in zip(indices, words):
+            phones = WORD_SEPARATOR.join(p for p in flat[pos : pos + len(ws)] if p) or None
+            pos += len(ws)
             if not phones:
                 logger.warning("phonemization of %r (%s) failed or came back empty", texts[i], lang)
             out[i] = phones or None
