@@ -53,6 +53,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from data_prep.errors import CorpusError
 from data_prep.shards import read_manifest
+from tokenizer.modules.masking import length_mask
 
 CODEC_FIELDS = ("sampling_rate", "frame_rate", "codebook_size", "config_hash", "weights_digest")
 
@@ -258,11 +259,11 @@ def collate_codes(samples: list[dict], pad_code: int = 0, pad_phoneme: int = 0) 
         raise CorpusError("some samples of the batch have phoneme ids and some do not")
     else:
         phoneme_ids, phoneme_lengths = _pad_stack(phonemes, pad_phoneme)
-        phoneme_mask = torch.arange(phoneme_ids.shape[-1]) < phoneme_lengths[:, None]
+        phoneme_mask = length_mask(phoneme_lengths, phoneme_ids.shape[-1])
     return {
         "codes": codes,
         "lengths": lengths,
-        "mask": torch.arange(codes.shape[-1]) < lengths[:, None],
+        "mask": length_mask(lengths, codes.shape[-1]),
         "phoneme_ids": phoneme_ids,
         "phoneme_lengths": phoneme_lengths,
         "phoneme_mask": phoneme_mask,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 
+from .modules.masking import length_mask
 from .model_outputs import CodecModelOutput  # noqa: F401  (its old home; the type lives beside the model contract)
 
 
@@ -37,7 +38,7 @@ class CodecEncoding:
     @property
     def mask(self) -> torch.Tensor:
         """BoolTensor (B, F): True on valid frames."""
-        return torch.arange(self.codes.shape[-1], device=self.lengths.device)[None, :] < self.lengths[:, None]
+        return length_mask(self.lengths, self.codes.shape[-1])
 
     def to(self, device: str | torch.device) -> "CodecEncoding":
         """A new encoding with `codes`, `lengths` and `sample_lengths` on `device`."""

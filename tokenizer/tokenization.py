@@ -28,6 +28,7 @@ from .audio import AudioInput, pad_batch, prepare_audio
 from .errors import CodecError, ConfigError
 from .loading import load_model, quiet_progress_bars, untrained_model
 from .modeling import CodecModel
+from .modules.masking import zero_past_lengths
 from .outputs import CodecDecoding, CodecEncoding
 from .registry import get_codec_spec
 
@@ -313,7 +314,7 @@ class CodecTokenizer:
                 audio[i, 0, : p.shape[-1]] = p
         if sample_lengths is not None:
             out_lengths = torch.minimum(out_lengths, sample_lengths)
-        audio = audio * (torch.arange(audio.shape[-1])[None, :] < out_lengths[:, None])[:, None, :]
+        audio = zero_past_lengths(audio, out_lengths)
         return CodecDecoding(audio=audio, lengths=out_lengths, sampling_rate=self.sampling_rate)
 
     def _decode_chunked(self, codes: torch.Tensor, chunk_seconds: float, context_seconds: float, **kwargs) -> torch.Tensor:
