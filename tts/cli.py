@@ -27,6 +27,7 @@ from pathlib import Path
 from tokenizer.cli import run_cli
 from tokenizer.errors import CodecError
 from training.config import to_dict
+from training.run import print_summary
 
 from .errors import TTSError
 from .generation import GenerationConfig
@@ -79,18 +80,9 @@ def _train(argv):
     result = train(cfg)
     if not result.is_main_process:
         return 0
-    logs = result.last_logs
     keys = ("loss", "ar/top10", "valid/ar/loss", "valid/ar/top10")
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if k in keys)
-    ran = result.step - result.start_step
-    print(f"trained steps {result.start_step}..{result.step} of {cfg.steps} in {result.seconds:.1f} s "
-          f"({result.seconds / max(ran, 1):.2f} s/step); non-finite steps skipped: {result.nonfinite_steps}")
-    if shown:
-        print(f"last logged: {shown}")
-    if result.export_dir:
-        print(f"exported model: {result.export_dir}")
-    if result.state_dir:
-        print(f"resumable state: {result.state_dir}  (continue with --resume)")
+    print_summary(result, cfg.steps, {k: v for k, v in result.last_logs.items() if k in keys},
+                  extra=f"; non-finite steps skipped: {result.nonfinite_steps}")
     return 0
 
 

@@ -38,10 +38,11 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from data_prep.text.vocab import PhonemeVocab
 from tokenizer.errors import ConfigError
-from training.checkpointing import due, load_state, resolve_resume, save_state
-from training.config import build, dump_config, merge, parse_overrides, to_dict
+from training.checkpointing import due, save_state
+from training.config import build, merge, parse_overrides
 from training.schedule import lr_scale
-from training.tracking import append_jsonl, flat_hparams
+from training.run import begin_run
+from training.tracking import append_jsonl
 
 from .codec import load_codec as load_recorded_codec
 from .data import TokenBatches, TTSCorpus, check_codec_identity, fixed_batches
@@ -265,21 +266,9 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
     model.train()
     codec = load_codec(corpus.codec) if main and cfg.sample_every else None
 
-    # ---- resume
-    start, nonfinite = 0, 0
-    if cfg.resume:
-        state = resolve_resume(out, cfg.resume)
-        saved = load_state(accelerator, state)
-        start, nonfinite = saved["step"], saved.get("nonfinite_steps", 0)
-        if main:
-            logger.info("resumed from %s (step %d)", state, start)
-    end = min(cfg.steps, cfg.stop_at or cfg.steps)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, out / "config.yaml")
-    if cfg.log_with not in (None, "none"):
-        accelerator.init_trackers("tts", config=flat_hparams(to_dict(cfg)))
-    writer = accelerator.get_tracker("tensorboard", unwrap=True) if main and cfg.log_with == "tensorboard" else None
+    # ---- resume, config.yaml, trackers
+    run = begin_run(accelerator, cfg, "tts")
+    start, end, writer, nonfinite = run.start, run.end, run.writer, run.saved.get("nonfinite_steps", 0)
 
     history, logs, t0 = [], {}, time.time()
     t_log, last_logged, tokens = t0, start, 0

@@ -19,6 +19,7 @@ from data_prep.corpora import Utterance, get_corpus
 from tokenizer.cli import run_cli
 from tokenizer.errors import ConfigError
 
+from ..run import print_summary
 from .config import DataConfig, load_config
 from .loop import train
 
@@ -58,17 +59,8 @@ def _main(argv: list[str] | None) -> int:
     result = train(cfg, list_utterances(cfg.data))
     if not result.is_main_process:
         return 0
-    logs = result.last_logs
-    losses = ", ".join(f"{k.split('/', 1)[1]} {v:.4g}" for k, v in logs.items() if k.startswith(("loss/", "eval/")))
-    ran = result.step - result.start_step
-    print(f"trained steps {result.start_step}..{result.step} of {cfg.steps} in {result.seconds:.1f} s"
-          f" ({result.seconds / max(ran, 1):.2f} s/step)")
-    if losses:
-        print(f"last logged: {losses}")
-    if result.export_dir:
-        print(f"exported model: {result.export_dir}")
-    if result.state_dir:
-        print(f"resumable state: {result.state_dir}  (continue with --resume)")
+    shown = {k.split("/", 1)[1]: v for k, v in result.last_logs.items() if k.startswith(("loss/", "eval/"))}
+    print_summary(result, cfg.steps, shown)
     return 0
 
 

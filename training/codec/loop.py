@@ -48,10 +48,10 @@ from tokenizer.auto import AutoCodecConfig, AutoCodecTokenizer
 from tokenizer.errors import ConfigError
 from tokenizer.registry import get_codec_spec
 
-from ..checkpointing import due, load_state, resolve_resume, save_state
-from ..config import dump_config, to_dict
+from ..checkpointing import due, save_state
+from ..run import begin_run
 from ..schedule import lr_scale
-from ..tracking import append_jsonl, flat_hparams
+from ..tracking import append_jsonl
 from .config import ModelConfig, TrainConfig
 from .data import CodecData, StepBatches
 from .discriminators import Discriminators
@@ -187,20 +187,9 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
         model, opt_g = accelerator.prepare(model, opt_g)
     model.train()
 
-    # ---- resume
-    start = 0
-    if cfg.resume:
-        state = resolve_resume(out, cfg.resume)
-        start = load_state(accelerator, state)["step"]
-        if main:
-            logger.info("resumed from %s (step %d)", state, start)
-    end = min(cfg.steps, cfg.stop_at or cfg.steps)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, out / "config.yaml")
-    if cfg.log_with not in (None, "none"):
-        accelerator.init_trackers("codec", config=flat_hparams(to_dict(cfg)))
-    writer = accelerator.get_tracker("tensorboard", unwrap=True) if main and cfg.log_with == "tensorboard" else None
+    # ---- resume, config.yaml, trackers
+    run = begin_run(accelerator, cfg, "codec")
+    start, end, writer = run.start, run.end, run.writer
 
     accum = o.grad_accum_steps
     loader = DataLoader(StepBatches(data, accum, rank, cfg.steps), batch_size=None,

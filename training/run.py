@@ -1,0 +1,63 @@
+"""The start and the end of a training run, the same for every trainer.
+
+`begin_run` resumes from `cfg.resume` ("latest" or a state directory), writes `config.yaml` and starts the
+trackers; `print_summary` prints what a run did when it ends. A trainer's config needs `out_dir`, `steps`,
+`stop_at`, `resume` and `log_with`; its result `start_step`, `step`, `seconds`, `export_dir`, `state_dir`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checkpointing import load_state, resolve_resume
+from .config import dump_config, to_dict
+from .tracking import flat_hparams
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunStart:
+    """start: the first step to run (0, or the resumed state's); end: the step this invocation stops after;
+    saved: the resumed state's `trainer.json` ({} on a fresh run); writer: the TensorBoard SummaryWriter of
+    the main process, or None."""
+
+    start: int
+    end: int
+    saved: dict
+    writer: Any
+
+
+def begin_run(accelerator, cfg: Any, project: str) -> RunStart:
+    """Resume if asked (model, optimizer, scaler and RNG states), write `<out>/config.yaml`, start trackers."""
+    out, main = Path(cfg.out_dir), accelerator.is_main_process
+    saved: dict = {}
+    if cfg.resume:
+        state = resolve_resume(out, cfg.resume)
+        saved = load_state(accelerator, state)
+        if main:
+            logger.info("resumed from %s (step %d)", state, saved["step"])
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out / "config.yaml")
+    if cfg.log_with not in (None, "none"):
+        accelerator.init_trackers(project, config=flat_hparams(to_dict(cfg)))
+    writer = accelerator.get_tracker("tensorboard", unwrap=True) if main and cfg.log_with == "tensorboard" else None
+    return RunStart(start=saved.get("step", 0), end=min(cfg.steps, cfg.stop_at or cfg.steps), saved=saved,
+                    writer=writer)
+
+
+def print_summary(result: Any, total_steps: int, shown: dict, extra: str = "") -> None:
+    """Steps run and their speed, the last logged values in `shown`, where the export and the state are."""
+    ran = result.step - result.start_step
+    print(f"trained steps {result.start_step}..{result.step} of {total_steps} in {result.seconds:.1f} s"
+          f" ({result.seconds / max(ran, 1):.2f} s/step){extra}")
+    if shown:
+        print("last logged: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+    if result.export_dir:
+        print(f"exported model: {result.export_dir}")
+    if result.state_dir:
+        print(f"resumable state: {result.state_dir}  (continue with --resume)")
