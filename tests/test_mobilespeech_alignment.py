@@ -1,12 +1,22 @@
 """Durations without an external aligner (tts/alignment.py): the learned aligner + MAS recovers known
 durations on synthetic data, the prefix search finds where a prompt ends, rounding keeps the total."""
 
+import pytest
 import torch
 
 from tts.alignment import (AlignmentModule, beta_binomial_prior, durations_to_path, forward_sum_loss,
                            hard_alignment, length_regulate, plot_alignments, prefix_alignment, round_durations)
 
 V = 24
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is several times faster than two on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def synthetic(batch=8, seed=1):
