@@ -45,7 +45,7 @@ from ..generation import GenerationConfig
 from ..model import TTSModel, TTSOutput
 from .blocks import ConformerStack
 from .configuration import MobileSpeechConfig
-from .decoding import decode_levels
+from .decoding import MaskDecodingConfig, decode_levels
 from .masking import draw_regime, masked_inputs
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class MobileSpeechModel(TTSModel):
 
     config_class = MobileSpeechConfig
     base_model_prefix = "mobilespeech"
+    tts_generation_config_class = MaskDecodingConfig  # `synthesize --speed / --steps-per-level`
 
     def __init__(self, config: MobileSpeechConfig):
         super().__init__(config)
