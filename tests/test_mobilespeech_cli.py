@@ -166,3 +166,17 @@ def test_mobilespeech_flags_are_refused_for_models_without_them():
     ms = SimpleNamespace(tts_generation_config_class=MaskDecodingConfig, config=None)
     got = model_generation_config(ms, gen, speed=1.5, steps_per_level=[4, 1])
     assert isinstance(got, MaskDecodingConfig) and got.speed == 1.5 and got.seed == 4 and got.steps_per_level == [4, 1]
+
+
+def test_alignment_plot_of_an_export(run, tmp_path):
+    from tts.data import TTSCorpus
+    from tts.mobilespeech.inspection import plot_export_alignments, utterance_alignments
+    from tts.registry import load_model
+
+    png = plot_export_alignments(run["export"], [run["tokens"]], tmp_path / "align.png", num=3)
+    assert png.stat().st_size > 5000
+    corpus = TTSCorpus.load([run["tokens"]], valid_utterances=0)
+    u = corpus.train[0]
+    (ll, path), = utterance_alignments(load_model(run["export"]), [u])
+    assert ll.shape == path.shape == (len(u.phonemes), u.num_frames)
+    assert (path.sum(0) == 1).all() and (path.sum(1) >= 1).all()  # each frame on one phoneme, none skipped

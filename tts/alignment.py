@@ -67,16 +67,17 @@ class AlignmentModule(nn.Module):
         """Log-likelihood (B, P, T) of each frame given each phoneme, normalized over the phonemes of each
         frame; padding rows/columns are -inf / 0. Masks are bool, True on real positions. `prior`: optional
         log-prior (B, P, T) added before the normalization."""
-        k = self.keys((self.phoneme_embedding(phonemes) * phoneme_mask[..., None]).transpose(1, 2))  # (B, A, P)
-        frames = sum(emb(codes[:, i]) for i, emb in enumerate(self.code_embeddings))
-        q = self.queries((frames * frame_mask[..., None]).transpose(1, 2))  # (B, A, T)
-        dist = (k[:, :, :, None] - q[:, :, None, :]).pow(2).sum(1)  # (B, P, T)
-        logits = -dist
-        if prior is not None:
-            logits = logits + prior
-        logits = logits.masked_fill(~phoneme_mask[:, :, None], NEG)
-        logp = logits.log_softmax(dim=1)
-        return logp.masked_fill(~frame_mask[:, None, :], 0.0).masked_fill(~phoneme_mask[:, :, None], 0.0)
+        with torch.autocast(phonemes.device.type, enabled=False):  # distances of ~1e2 need float32
+            k = self.keys((self.phoneme_embedding(phonemes) * phoneme_mask[..., None]).transpose(1, 2))  # (B, A, P)
+            frames = sum(emb(codes[:, i]) for i, emb in enumerate(self.code_embeddings))
+            q = self.queries((frames * frame_mask[..., None]).transpose(1, 2))  # (B, A, T)
+            dist = (k[:, :, :, None] - q[:, :, None, :]).pow(2).sum(1)  # (B, P, T)
+            logits = -dist
+            if prior is not None:
+                logits = logits + prior
+            logits = logits.masked_fill(~phoneme_mask[:, :, None], NEG)
+            logp = logits.log_softmax(dim=1)
+            return logp.masked_fill(~frame_mask[:, None, :], 0.0).masked_fill(~phoneme_mask[:, :, None], 0.0)
 
 
 def beta_binomial_prior(num_phonemes: Sequence[int], num_frames: Sequence[int], scale: float = 1.0) -> torch.Tensor:
@@ -126,7 +127,7 @@ def hard_alignment(log_likelihood: torch.Tensor, num_phonemes: torch.Tensor, num
         n, t = int(num_phonemes[i]), int(num_frames[i])
         if t < n:
             path[i] = 0
-            path[i, :n, :t] = durations_to_path(_even_durations(n, t), t)
+            path[i, :n, :t] = durations_to_path(_even_durations(n, t), t).to(path.device)
     return path
 
 

@@ -200,7 +200,7 @@ class MobileSpeechModel(TTSModel):
         for i, r in enumerate(regimes):
             f = int(batch.code_lengths[i])
             tokens[i, :, :f] = masked_inputs(codes[i, :, :f], r, c.mask_id)
-            scored[i, :f] = r.mask
+            scored[i, :f] = r.mask.to(scored.device)
         levels = torch.tensor([r.level for r in regimes], device=codes.device)
         h = self.decode_logits(frames, fmask, tokens, levels, memory, memory_mask)
         weights = c.level_loss_weights or [1.0] * K
