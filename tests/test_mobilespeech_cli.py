@@ -180,3 +180,28 @@ def test_alignment_plot_of_an_export(run, tmp_path):
     (ll, path), = utterance_alignments(load_model(run["export"]), [u])
     assert ll.shape == path.shape == (len(u.phonemes), u.num_frames)
     assert (path.sum(0) == 1).all() and (path.sum(1) >= 1).all()  # each frame on one phoneme, none skipped
+
+
+def test_nan_guard_skips_a_poisoned_step(run, tmp_path):
+    from tts.data import TTSCorpus
+    from tts.trainer import build_model
+
+    values = {"data": {"dirs": [str(run["tokens"])], "max_tokens": 1200, "valid_utterances": 2}, "steps": 3,
+              "log_every": 1, "eval_every": 100, "save_every": 3, "sample_every": 0, "log_with": "none",
+              "overrides": dict(TINY), "optim": {"warmup_steps": 1}, "out_dir": str(tmp_path / "nan")}
+    cfg = load_train_config("mobilespeech", "tiny", overrides=values)
+    model = build_model(cfg, TTSCorpus.load([run["tokens"]], 2))
+    forward, calls = model.forward, {"n": 0}
+
+    def poisoned(batch, stage=None):
+        out = forward(batch, stage)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            out.loss = out.loss * float("nan")
+        return out
+
+    model.forward = poisoned
+    result = train(cfg, model=model)
+    assert result.nonfinite_steps == 1 and all(torch.isfinite(p).all() for p in model.parameters())
+    rows = [json.loads(x) for x in (tmp_path / "nan" / "log.jsonl").read_text().splitlines()]
+    assert [r["nonfinite_steps"] for r in rows if "nonfinite_steps" in r] == [0, 1, 1]
