@@ -7,11 +7,13 @@ masked, lower levels given and higher ones masked), "fine-grained prompt duratio
 Its body (layer counts, steps, schedule, alignment) could not be read; every number below that is not one
 of those facts is a choice, with its reason:
 
-- Sizes. `paper`: SoundStorm's Conformer (12 layers, 16 heads, width 1024, FFN 4096), the model
-  MobileSpeech's SMD builds on, with a 6-layer phoneme encoder (FastSpeech 2's 4-6) and a 3-layer prompt
-  encoder; the paper's claim of < 400M parameters on a phone holds (~250M with K = 8 x 1024 codes).
-  `small`: width 512, 8 heads, SMD 6 layers, FFN 2048, the same width as VALL-E `small` for the speed
-  benchmark. `tiny`: width 128, 4 heads, 2 + 1 + 3 layers, for the sample corpus and tests.
+- Sizes. `paper`: width 768, 12 heads, FFN 3072 (each macaron half), a 12-layer SMD (SoundStorm's depth;
+  MobileSpeech's SMD builds on SoundStorm), a 4-layer phoneme encoder (FastSpeech 2's 4), a 3-layer prompt
+  encoder and a 2-layer duration predictor: 328M parameters with K = 8 x 1024 codes, under the 400M that
+  the paper's demo page names as the limit for phones (SoundStorm's width 1024 would give 620M with these
+  encoders). `small`: width 512, 8 heads, FFN 1024 per macaron half, SMD 6 layers (the width of VALL-E
+  `small`, for the speed benchmark), 71M parameters (VALL-E `small`: 50M). `tiny`: width 128, 4 heads,
+  2 + 1 + 3 layers, for the sample corpus and tests.
 - Conformer kernel 15 (SoundStorm/ESPnet use 31 at 50-100 Hz frames; 15 covers 0.3 s at 50 Hz and keeps
   CPU cost down), kernel 7 in `tiny`.
 - Training regimes per example (a level per example, as SoundStorm): with probability `first_level_prob`
@@ -56,10 +58,10 @@ class MobileSpeechConfig(TTSConfig):
     model_type = "mobilespeech"
     PRESETS: ClassVar[tuple[str, ...]] = ("paper", "small", "tiny")
 
-    hidden_size: int = 1024
-    num_attention_heads: int = 16
-    intermediate_size: int = 4096
-    encoder_layers: int = 6
+    hidden_size: int = 768
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    encoder_layers: int = 4
     prompt_encoder_layers: int = 3
     decoder_layers: int = 12
     duration_layers: int = 2
@@ -111,7 +113,7 @@ class MobileSpeechConfig(TTSConfig):
 
     @classmethod
     def small(cls, **kw) -> "MobileSpeechConfig":
-        return cls(**{"hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 2048, "encoder_layers": 4,
+        return cls(**{"hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 1024, "encoder_layers": 4,
                       "prompt_encoder_layers": 2, "decoder_layers": 6, "aligner_dim": 96, **kw})
 
     @classmethod

@@ -149,8 +149,8 @@ class MobileSpeechModel(TTSModel):
         if self.training:
             self.num_updates += 1
         # whole utterances: prompt frames then target frames, aligned to all phonemes
-        full = [torch.cat([batch.prompt[i, :, : int(batch.prompt_lengths[i])], batch.codes[i, :, : int(batch.code_lengths[i])]], -1)
-                for i in range(B)]
+        full = [torch.cat([batch.prompt[i, :, : int(batch.prompt_lengths[i])],
+                           batch.codes[i, :, : int(batch.code_lengths[i])]], -1) for i in range(B)]
         full_codes, full_lengths = pad_stack([f.T for f in full])
         full_codes = full_codes.permute(0, 2, 1)  # (B, K, T)
         P, pl = batch.phonemes, batch.phoneme_lengths
@@ -165,7 +165,8 @@ class MobileSpeechModel(TTSModel):
         known = (durations.cumsum(-1) <= batch.prompt_lengths[:, None]) & pm
         pred = self.predict_log_durations(states, pm, known, durations)
         scored = pm & ~known
-        dur_loss = (F.mse_loss(pred.float(), torch.log1p(durations.float()), reduction="none") * scored).sum() / scored.sum().clamp(min=1)
+        dur_loss = F.mse_loss(pred.float(), torch.log1p(durations.float()), reduction="none")
+        dur_loss = (dur_loss * scored).sum() / scored.sum().clamp(min=1)
 
         # length regulation by the alignment: the target's frames take their phoneme's state
         F_max = int(batch.code_lengths.max())
@@ -215,12 +216,14 @@ class MobileSpeechModel(TTSModel):
             count += len(labels)
             metrics[f"smd/loss_q{q + 1}"] = float(ce.detach()) / max(len(labels), 1)
             metrics[f"smd/acc_q{q + 1}"] = float((logits.argmax(-1) == labels).float().mean()) if len(labels) else 0.0
-        metrics["smd/acc"] = sum(metrics[f"smd/acc_q{q + 1}"] * int((levels == q).sum()) for q in set(levels.tolist())) / B
+        metrics["smd/acc"] = sum(metrics[f"smd/acc_q{q + 1}"] * int((levels == q).sum())
+                                 for q in set(levels.tolist())) / B
         return loss_sum / max(count, 1), metrics
 
     # --------------------------------------------------------------------------------- synthesis
     @torch.no_grad()
-    def prompt_durations(self, phonemes: torch.Tensor, prompt: torch.Tensor, num_target: int) -> tuple[torch.Tensor, int]:
+    def prompt_durations(self, phonemes: torch.Tensor, prompt: torch.Tensor,
+                         num_target: int) -> tuple[torch.Tensor, int]:
         """(durations (Pk,) of the phonemes the prompt covers, Pk) for one item: the aligner over the prompt
         transcript (phonemes[:P - num_target]) or, when the text is the whole transcript (continuation),
         over the prefix of the phonemes that the prompt's frames reach."""
@@ -261,7 +264,8 @@ class MobileSpeechModel(TTSModel):
         was_training = self.training
         self.eval()
         try:
-            known_d, n_known = zip(*(self.prompt_durations(ph, pr, n) for ph, pr, n in zip(phon, prm, num_target_phonemes)))
+            known_d, n_known = zip(*(self.prompt_durations(ph, pr, n)
+                                     for ph, pr, n in zip(phon, prm, num_target_phonemes)))
             P, pl = pad_stack(phon)
             pm = lengths_mask(pl, P.shape[1])
             states = self.encode_phonemes(P, pm)
