@@ -205,12 +205,3 @@ def test_nan_guard_skips_a_poisoned_step(run, tmp_path):
     assert result.nonfinite_steps == 1 and all(torch.isfinite(p).all() for p in model.parameters())
     rows = [json.loads(x) for x in (tmp_path / "nan" / "log.jsonl").read_text().splitlines()]
     assert [r["nonfinite_steps"] for r in rows if "nonfinite_steps" in r] == [0, 1, 1]
-
-
-def test_train_tts_summary_names_mobilespeech_metrics(run, tmp_path, capsys):
-    flags = [f for f in FLAGS if not f.startswith(("--sample_every", "--eval_every"))] + ["--sample_every=0",
-                                                                                       "--eval_every=2"]
-    assert train_main(["mobilespeech", "--data", str(run["tokens"]), "--out", str(tmp_path / "r"), "--steps", "2",
-                       *flags]) == 0
-    out = capsys.readouterr().out
-    assert "trained steps 0..2 of 2" in out and "smd/acc" in out and "valid/smd/acc" in out and "duration/loss" in out

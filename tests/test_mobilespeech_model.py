@@ -169,3 +169,10 @@ def test_bad_inputs():
         MaskDecodingConfig(steps_per_level=[0])
     with pytest.raises(TTSError, match="stage"):
         m.set_train_stage("ar")
+
+
+def test_training_metrics_have_the_same_keys_whatever_levels_were_drawn():
+    """The trainer averages logged metrics across processes key by key: every batch must give the same keys."""
+    m = model(K=4)
+    keys = {tuple(sorted(m(collate(items(n, K=4, seed=s))).metrics)) for n, s in ((1, 0), (2, 1), (4, 2), (1, 3))}
+    assert keys == {("align/loss", "duration/loss", "loss", "smd/acc", "smd/loss")}

@@ -78,8 +78,7 @@ def _train(argv):
     if not result.is_main_process:
         return 0
     logs = result.last_logs
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if k in ("loss", "ar/top10", "valid/ar/loss", "valid/ar/top10",
-                                                                     "smd/acc", "duration/loss", "valid/smd/acc"))
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if k in ("loss", "ar/top10", "valid/ar/loss", "valid/ar/top10"))
     ran = result.step - result.start_step
     print(f"trained steps {result.start_step}..{result.step} of {cfg.steps} in {result.seconds:.1f} s "
           f"({result.seconds / max(ran, 1):.2f} s/step); non-finite steps skipped: {result.nonfinite_steps}")
