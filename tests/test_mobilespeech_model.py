@@ -176,3 +176,14 @@ def test_training_metrics_have_the_same_keys_whatever_levels_were_drawn():
     m = model(K=4)
     keys = {tuple(sorted(m(collate(items(n, K=4, seed=s))).metrics)) for n, s in ((1, 0), (2, 1), (4, 2), (1, 3))}
     assert keys == {("align/loss", "duration/loss", "loss", "smd/acc", "smd/loss")}
+
+
+def test_written_out_configs_equal_the_presets():
+    from pathlib import Path
+
+    from tts.trainer import load_train_config
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "tts"
+    for preset in ("tiny", "paper"):
+        assert load_train_config("mobilespeech", preset, str(root / f"mobilespeech_{preset}.yaml")) == \
+            load_train_config("mobilespeech", preset)
