@@ -42,7 +42,7 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train-tts", description="Train a TTS model on token shards.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Overrides: --section.key=value for any key of tts/trainer.py's TrainConfig.")
-    p.add_argument("model", help="model to train: valle")
+    p.add_argument("model", help="model to train: valle | mobilespeech")
     p.add_argument("--data", nargs="+", required=True, metavar="TOKENS_DIR", help="token shard directories")
     p.add_argument("--preset", default="tiny", help="tiny | small | paper")
     p.add_argument("--out", required=True, help="run directory")
@@ -109,7 +109,25 @@ def synth_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds-per-phoneme", type=float, default=0.4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--speed", type=float, default=None, help="speaking rate, durations divided by it (MobileSpeech)")
+    p.add_argument("--steps-per-level", type=int, nargs="+", default=None,
+                   help="decoding iterations per codebook level, the last repeated (MobileSpeech; default 16 1)")
     return p
+
+
+def model_generation_config(model, gen, **extra):
+    """`gen` as the model's own decoding settings (`model.tts_generation_config_class`, e.g. MobileSpeech's
+    `MaskDecodingConfig`) with the `extra` fields that were given; a field the model has no use for is
+    refused (one line naming the flag) rather than ignored."""
+    import dataclasses
+
+    cls = getattr(model, "tts_generation_config_class", type(gen))
+    given = {k: v for k, v in extra.items() if v is not None}
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in given:
+        if key not in names:
+            raise TTSError(f"--{key.replace('_', '-')} does not apply to {model.config.model_type} models")
+    return cls(**{**dataclasses.asdict(gen), **given})
 
 
 def synth_main(argv: list[str] | None = None) -> int:
@@ -167,6 +185,7 @@ def _synthesize(argv) -> int:
     gen = GenerationConfig(do_sample=not args.greedy, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, max_seconds_per_phoneme=args.max_seconds_per_phoneme, seed=args.seed)
     synth = Synthesizer.from_pretrained(args.model, args.codec, args.device)
+    gen = model_generation_config(synth.model, gen, speed=args.speed, steps_per_level=args.steps_per_level)
     sr = synth.sampling_rate
     if single:
         req = Request(args.text, args.prompt_audio, args.prompt_text, args.mode, Path(args.out).stem)

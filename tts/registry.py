@@ -10,7 +10,7 @@ from pathlib import Path
 from .errors import TTSError
 
 # model_type -> module exposing CONFIG_CLASS, MODEL_CLASS and TRAIN_PRESETS
-MODELS = {"valle": "tts.valle"}
+MODELS = {"valle": "tts.valle", "mobilespeech": "tts.mobilespeech"}
 
 
 def get_model_module(name: str):
