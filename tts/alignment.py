@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from monotonic_alignment_search import maximum_path
 from torch import nn
 
+from tokenizer.modules.masking import length_mask
+
 # Masked log-likelihoods: finite, because CTC's backward turns -inf inputs into NaN gradients.
 NEG = -1e4
 
@@ -99,7 +101,7 @@ def forward_sum_loss(log_likelihood: torch.Tensor, num_phonemes: torch.Tensor, n
     distribution is the phoneme log-likelihoods plus a blank. log_likelihood (B, P, T) from
     `AlignmentModule`; lengths (B,). Items with fewer frames than phonemes contribute 0."""
     B, P, T = log_likelihood.shape
-    phoneme_mask = torch.arange(P, device=log_likelihood.device)[None] < num_phonemes[:, None]
+    phoneme_mask = length_mask(num_phonemes, P)
     x = log_likelihood.masked_fill(~phoneme_mask[:, :, None], NEG)
     x = torch.cat([torch.full_like(x[:, :1], blank_logprob), x], dim=1)  # blank = class 0
     logp = x.log_softmax(dim=1).permute(2, 0, 1)  # (T, B, P+1)
@@ -119,8 +121,8 @@ def hard_alignment(log_likelihood: torch.Tensor, num_phonemes: torch.Tensor, num
     gets even durations (some phonemes 0 frames)."""
     B, P, T = log_likelihood.shape
     device = log_likelihood.device
-    pm = torch.arange(P, device=device)[None] < num_phonemes[:, None]
-    fm = torch.arange(T, device=device)[None] < num_frames[:, None]
+    pm = length_mask(num_phonemes, P)
+    fm = length_mask(num_frames, T)
     mask = (pm[:, :, None] & fm[:, None, :]).float()
     path = maximum_path(log_likelihood.detach().float(), mask, implementation="cython").to(log_likelihood.device)
     for i in range(B):

@@ -80,7 +80,7 @@ def _train(argv):
     result = train(cfg)
     if not result.is_main_process:
         return 0
-    keys = ("loss", "ar/top10", "valid/ar/loss", "valid/ar/top10")
+    keys = ("loss", "ar/top10", "valid/ar/loss", "valid/ar/top10", "smd/acc", "duration/loss", "valid/smd/acc")
     print_summary(result, cfg.steps, {k: v for k, v in result.last_logs.items() if k in keys},
                   extra=f"; non-finite steps skipped: {result.nonfinite_steps}")
     return 0

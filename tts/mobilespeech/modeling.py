@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenizer.modules.masking import length_mask
+
 from ..alignment import (AlignmentModule, beta_binomial_prior, forward_sum_loss, hard_alignment,
                          length_regulate, prefix_alignment, round_durations)
 from ..data import TTSBatch
@@ -49,11 +51,6 @@ from .decoding import MaskDecodingConfig, decode_levels
 from .masking import draw_regime, masked_inputs
 
 logger = logging.getLogger(__name__)
-
-
-def lengths_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
-    """Bool (B, size), True before each length."""
-    return torch.arange(size, device=lengths.device)[None] < lengths[:, None]
 
 
 def pad_stack(tensors: list[torch.Tensor], value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +113,7 @@ class MobileSpeechModel(TTSModel):
     def encode_prompt(self, prompt: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt codes (B, K, Fp) -> memory (B, 1 + Fp, D) (the null token first) and its mask (B, 1 + Fp)."""
         x = sum(emb(prompt[:, k]) for k, emb in enumerate(self.code_embeddings))
-        mask = lengths_mask(lengths, prompt.shape[-1])
+        mask = length_mask(lengths, prompt.shape[-1])
         h = self.prompt_encoder(x, mask)
         B = h.shape[0]
         memory = torch.cat([self.null_memory.expand(B, 1, -1).to(h.dtype), h], dim=1)
@@ -133,8 +130,8 @@ class MobileSpeechModel(TTSModel):
 
     def align(self, phonemes, phoneme_lengths, codes, frame_lengths, prior: bool):
         """Aligner log-likelihood (B, P, T) of frames `codes` (B, K, T) given phonemes (B, P)."""
-        pm = lengths_mask(phoneme_lengths, phonemes.shape[1])
-        fm = lengths_mask(frame_lengths, codes.shape[-1])
+        pm = length_mask(phoneme_lengths, phonemes.shape[1])
+        fm = length_mask(frame_lengths, codes.shape[-1])
         log_prior = (beta_binomial_prior(phoneme_lengths.tolist(), frame_lengths.tolist()).to(codes.device)
                      if prior else None)
         return self.aligner(phonemes, pm, codes, fm, log_prior)
@@ -154,7 +151,7 @@ class MobileSpeechModel(TTSModel):
         full_codes, full_lengths = pad_stack([f.T for f in full])
         full_codes = full_codes.permute(0, 2, 1)  # (B, K, T)
         P, pl = batch.phonemes, batch.phoneme_lengths
-        pm = lengths_mask(pl, P.shape[1])
+        pm = length_mask(pl, P.shape[1])
         ll = self.align(P, pl, full_codes, full_lengths, prior=self.training and int(self.num_updates) <= c.prior_steps)
         align_loss = forward_sum_loss(ll, pl, full_lengths)
         path = hard_alignment(ll.detach(), pl, full_lengths)  # (B, P, T)
@@ -174,7 +171,7 @@ class MobileSpeechModel(TTSModel):
         for i in range(B):
             fp, f = int(batch.prompt_lengths[i]), int(batch.code_lengths[i])
             frames[i, :f] = states[i, frame_phoneme[i, fp : fp + f]]
-        fmask = lengths_mask(batch.code_lengths, F_max)
+        fmask = length_mask(batch.code_lengths, F_max)
         memory, memory_mask = self.encode_prompt(batch.prompt, batch.prompt_lengths)
 
         if self.training or stage is not None:
@@ -269,7 +266,7 @@ class MobileSpeechModel(TTSModel):
             known_d, n_known = zip(*(self.prompt_durations(ph, pr, n)
                                      for ph, pr, n in zip(phon, prm, num_target_phonemes)))
             P, pl = pad_stack(phon)
-            pm = lengths_mask(pl, P.shape[1])
+            pm = length_mask(pl, P.shape[1])
             states = self.encode_phonemes(P, pm)
             known = torch.zeros_like(pm)
             durations = torch.zeros(P.shape, dtype=torch.long, device=device)
@@ -291,7 +288,7 @@ class MobileSpeechModel(TTSModel):
             if max(lengths, default=0) == 0:
                 return [torch.zeros(K, 0, dtype=torch.long) for _ in lengths]
             frame_states, fl = pad_stack([f if len(f) else states.new_zeros(0, states.shape[-1]) for f in frames])
-            fmask = lengths_mask(fl, frame_states.shape[1])
+            fmask = length_mask(fl, frame_states.shape[1])
             prompt, prompt_lengths = pad_stack([p.T for p in prm])
             memory, memory_mask = self.encode_prompt(prompt.permute(0, 2, 1), prompt_lengths)
 
