@@ -66,6 +66,10 @@ CASES = [
                                  "--out", str(t / "o")], "missing.jsonl")),
     ("evaluate-tts", lambda t: (["--generated", str(t / "nodir"), "--reference", str(_garbage(t, "ref.jsonl")),
                                  "--out", str(t / "o")], "ref.jsonl")),
+    ("train-tts", lambda t: (["valle", "--data", str(t / "no_tokens"), "--out", str(t / "o")], "no_tokens")),
+    ("train-tts", lambda t: (["nope", "--data", str(t), "--out", str(t / "o")], "nope")),
+    ("synthesize", lambda t: (["--model", str(t / "no_model"), "--text", "Hello.", "--prompt-audio",
+                               str(t / "p.wav"), "--prompt-text", "Hi.", "--out", str(t / "o.wav")], "no_model")),
 ]
 
 

@@ -252,7 +252,7 @@ def test_audio_that_resamples_to_nothing_is_skipped_and_fields_keep_one_type(tmp
     m = read_manifest(out)
     assert m["counts"]["utterances"] == 8 and m["counts"]["skipped"] == 1
     skipped = json.loads((out / "skipped.jsonl").read_text())
-    assert skipped["path"].endswith("u03b.wav") and "empty after resampling" in skipped["reason"]
+    assert skipped["path"].endswith("u03b.wav") and "resampled to 16000 Hz) is empty" in skipped["reason"]
     records = [s["record"] for s in TokenShardDataset(out)]
     assert {type(r[key]) for r in records for key in ("text", "normalized_text", "phonemes", "language")} == {str}
 

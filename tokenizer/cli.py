@@ -27,13 +27,6 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    try:  # "Loading weights" / "Writing model shards" bars of save_pretrained / from_pretrained
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover - transformers is a core dependency
-        pass
 
 
 def fail(prog: str, message: str, code: int = 2) -> int:

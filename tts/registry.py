@@ -7,6 +7,10 @@ import importlib
 import json
 from pathlib import Path
 
+import torch
+
+from tokenizer.loading import quiet_progress_bars
+
 from .errors import TTSError
 
 # model_type -> module exposing CONFIG_CLASS, MODEL_CLASS and TRAIN_PRESETS
@@ -33,10 +37,9 @@ def load_model(export_dir: str | Path):
     module = get_model_module(str(model_type))
     if not (export_dir / "model.safetensors").is_file():
         raise TTSError(f"{export_dir} has no model.safetensors")
-    import torch
-
     try:
-        model = module.MODEL_CLASS.from_pretrained(str(export_dir), dtype=torch.float32)
+        with quiet_progress_bars():
+            model = module.MODEL_CLASS.from_pretrained(str(export_dir), dtype=torch.float32)
     except (OSError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TTSError(f"cannot load TTS model {export_dir}: {first}") from None

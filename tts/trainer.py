@@ -38,6 +38,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from data_prep.text.vocab import PhonemeVocab
 from tokenizer.errors import ConfigError
+from tokenizer.loading import quiet_progress_bars
 from training.checkpointing import due, save_state
 from training.config import build, merge, parse_overrides
 from training.schedule import lr_scale
@@ -381,7 +382,8 @@ def export(model, directory: Path) -> Path:
     if not _params_finite(model):
         raise TTSError(f"the weights are not finite: {directory} not written")
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(directory), safe_serialization=True)
+    with quiet_progress_bars():
+        model.save_pretrained(str(directory), safe_serialization=True)
     if model.config.phoneme_tokens:
         PhonemeVocab(model.config.phoneme_tokens).save(directory)
     return directory
