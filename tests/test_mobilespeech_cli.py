@@ -28,13 +28,7 @@ FLAGS = [f"--overrides.{k}={json.dumps(v)}" for k, v in TINY.items()] + [
     "--samples.num=1", "--data.valid_utterances=2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is several times faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

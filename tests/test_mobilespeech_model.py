@@ -17,13 +17,7 @@ SMALL = dict(hidden_size=64, num_attention_heads=4, intermediate_size=128, encod
              prompt_encoder_layers=1, duration_layers=1, aligner_dim=32, dropout=0.0, prior_steps=30)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is several times faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def model(K=3, **kw):

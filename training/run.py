@@ -2,13 +2,13 @@
 
 `begin_run` resumes from `cfg.resume` ("latest" or a state directory), writes `config.yaml` and starts the
 trackers; `print_summary` prints what a run did when it ends. A trainer's config needs `out_dir`, `steps`,
-`stop_at`, `resume` and `log_with`; its result `start_step`, `step`, `seconds`, `export_dir`, `state_dir`.
+`stop_at`, `resume` and `log_with`; its result is a `TrainResult` (or a subclass that adds fields).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,21 @@ from .config import dump_config, to_dict
 from .tracking import flat_hparams
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a run did: first and last step of this invocation, wall time (s), the last logged values (with
+    evaluation metrics), the last export and state directories, every logged row."""
+
+    start_step: int
+    step: int
+    seconds: float
+    last_logs: dict
+    export_dir: Path | None
+    state_dir: Path | None
+    history: list[dict] = field(default_factory=list)
+    is_main_process: bool = True
 
 
 @dataclass

@@ -15,9 +15,12 @@ id = position) with the espeak `language`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from transformers import PreTrainedConfig, PreTrainedModel
+
+from tokenizer.errors import ConfigError
 
 from .errors import TTSError
 
@@ -34,6 +37,14 @@ class TTSConfig(PreTrainedConfig):
     codec: dict | None = None
     phoneme_tokens: list[str] | None = None
     language: str = "en-us"
+    PRESETS: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def preset(cls, name: str, **kw) -> "TTSConfig":
+        """The config of preset `name` (a classmethod of that name), with field overrides `kw`."""
+        if name not in cls.PRESETS:
+            raise ConfigError(f"unknown {cls.model_type} preset {name!r}; known: {', '.join(cls.PRESETS)}")
+        return getattr(cls, name)(**kw)
 
     def check_codec_record(self, where: str = "model") -> dict:
         """The codec record, or TTSError when the export has none (it cannot say which codec to load)."""

@@ -42,7 +42,7 @@ from tokenizer.loading import quiet_progress_bars
 from training.checkpointing import due, save_state
 from training.config import build, merge, parse_overrides
 from training.schedule import lr_scale
-from training.run import begin_run
+from training.run import TrainResult as RunResult, begin_run
 from training.tracking import append_jsonl
 
 from .codec import load_codec as load_recorded_codec
@@ -135,16 +135,10 @@ def load_train_config(model: str, preset: str, path: str | None = None,
 
 
 @dataclass
-class TrainResult:
-    start_step: int
-    step: int
-    seconds: float
-    last_logs: dict
-    export_dir: Path | None
-    state_dir: Path | None
-    history: list[dict] = field(default_factory=list)
+class TrainResult(RunResult):
+    """`training.run.TrainResult` plus the number of steps the NaN/inf guard skipped."""
+
     nonfinite_steps: int = 0
-    is_main_process: bool = True
 
 
 def build_model(cfg: TrainConfig, corpus: TTSCorpus):

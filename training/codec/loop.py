@@ -30,7 +30,6 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -49,7 +48,7 @@ from tokenizer.errors import ConfigError
 from tokenizer.registry import get_codec_spec
 
 from ..checkpointing import due, save_state
-from ..run import begin_run
+from ..run import TrainResult, begin_run
 from ..schedule import lr_scale
 from ..tracking import append_jsonl
 from .config import ModelConfig, TrainConfig
@@ -59,21 +58,6 @@ from .losses import (MelSpectrogram, ReconstructionLoss, discriminator_hinge_los
                      generator_hinge_loss, rate_distortion_loss)
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    """What a run did: first and last step of this invocation, wall time (s), the last logged values
-(and eval metrics), the last export and state directories, every logged row."""
-
-    start_step: int
-    step: int
-    seconds: float
-    last_logs: dict
-    export_dir: Path | None
-    state_dir: Path | None
-    history: list[dict] = field(default_factory=list)
-    is_main_process: bool = True
 
 
 def build_model(cfg: ModelConfig, seed: int) -> nn.Module:

@@ -122,12 +122,6 @@ class MobileSpeechConfig(TTSConfig):
                       "prompt_encoder_layers": 1, "decoder_layers": 3, "duration_layers": 1, "conv_kernel_size": 7,
                       "aligner_dim": 64, "steps_per_level": [8, 1], "prior_steps": 300, **kw})
 
-    @classmethod
-    def preset(cls, name: str, **kw) -> "MobileSpeechConfig":
-        if name not in cls.PRESETS:
-            raise ConfigError(f"unknown MobileSpeech preset {name!r}; known: {', '.join(cls.PRESETS)}")
-        return getattr(cls, name)(**kw)
-
 
 # Training settings that differ from `tts.trainer.TrainConfig`'s defaults, per preset: the seed paper's
 # recipe (AdamW betas 0.9/0.95, 5k warm-up updates then linear decay, 3,500 codec frames per batch per GPU);

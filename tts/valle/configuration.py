@@ -70,12 +70,6 @@ class ValleConfig(TTSConfig):
         return cls(**{"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
                       "intermediate_size": 512, **kw})
 
-    @classmethod
-    def preset(cls, name: str, **kw) -> "ValleConfig":
-        if name not in cls.PRESETS:
-            raise ConfigError(f"unknown VALL-E preset {name!r}; known: {', '.join(cls.PRESETS)}")
-        return getattr(cls, name)(**kw)
-
 
 # Training settings that differ from `tts.trainer.TrainConfig`'s defaults, per preset.
 TRAIN_PRESETS: dict[str, dict] = {
