@@ -39,6 +39,19 @@ class TTSConfig(PreTrainedConfig):
     language: str = "en-us"
     PRESETS: ClassVar[tuple[str, ...]] = ()
 
+    def __post_init__(self, **kwargs):
+        if self.num_quantizers < 1 or self.codebook_size < 2:
+            raise ConfigError(f"num_quantizers={self.num_quantizers}, codebook_size={self.codebook_size}: need "
+                              ">= 1 codebook of >= 2 entries")
+        super().__post_init__(**kwargs)
+
+    @staticmethod
+    def check_heads(hidden_size: int, num_attention_heads: int) -> None:
+        """ConfigError unless the width splits evenly into attention heads."""
+        if hidden_size % num_attention_heads:
+            raise ConfigError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads "
+                              f"{num_attention_heads}")
+
     @classmethod
     def preset(cls, name: str, **kw) -> "TTSConfig":
         """The config of preset `name` (a classmethod of that name), with field overrides `kw`."""

@@ -78,12 +78,7 @@ class MobileSpeechConfig(TTSConfig):
     prior_steps: int = 2000
 
     def __post_init__(self, **kwargs):
-        if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
-                              f"{self.num_attention_heads}")
-        if self.num_quantizers < 1 or self.codebook_size < 2:
-            raise ConfigError(f"num_quantizers={self.num_quantizers}, codebook_size={self.codebook_size}: need "
-                              ">= 1 codebook of >= 2 entries")
+        self.check_heads(self.hidden_size, self.num_attention_heads)
         if not 0 <= self.first_level_prob <= 1 or not 0 <= self.full_mask_prob <= 1:
             raise ConfigError(f"first_level_prob={self.first_level_prob}, full_mask_prob={self.full_mask_prob}: "
                               "need probabilities in [0, 1]")

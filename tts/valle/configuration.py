@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from tokenizer.errors import ConfigError
 
 from ..model import TTSConfig
 
@@ -39,12 +38,7 @@ class ValleConfig(TTSConfig):
     nar_tie_output: bool = True
 
     def __post_init__(self, **kwargs):
-        if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
-                              f"{self.num_attention_heads}")
-        if self.num_quantizers < 1 or self.codebook_size < 2:
-            raise ConfigError(f"num_quantizers={self.num_quantizers}, codebook_size={self.codebook_size}: need "
-                              ">= 1 codebook of >= 2 entries")
+        self.check_heads(self.hidden_size, self.num_attention_heads)
         super().__post_init__(**kwargs)
 
     @property
