@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-
 from ..model import TTSConfig
 
 STAGES = ("both", "ar", "nar")
