@@ -169,7 +169,29 @@ def test_training_metrics_have_the_same_keys_whatever_levels_were_drawn():
     """The trainer averages logged metrics across processes key by key: every batch must give the same keys."""
     m = model(K=4)
     keys = {tuple(sorted(m(collate(items(n, K=4, seed=s))).metrics)) for n, s in ((1, 0), (2, 1), (4, 2), (1, 3))}
-    assert keys == {("align/loss", "duration/loss", "loss", "smd/acc", "smd/loss")}
+    assert keys == {("align/loss", "align/loss_no_prior", "duration/loss", "loss", "smd/acc", "smd/loss")}
+
+
+def test_no_prior_align_loss_is_logged_while_the_prior_trains_and_equals_the_loss_after():
+    """align/loss includes the beta-binomial prior for `prior_steps` updates, then jumps when it leaves;
+    align/loss_no_prior is the aligner's own fit throughout (what validation, which never uses the prior,
+    reports), and validation also reports the uniform-likelihood bar."""
+    torch.manual_seed(0)
+    m = model(K=4)
+    m.config.prior_steps = 1
+    batch = collate(items(2, K=4, seed=0))
+    m.train()
+    with_prior = m(batch).metrics  # update 1: prior on
+    m.num_updates.zero_()
+    m.config.prior_steps = 0
+    without = m(batch).metrics  # same weights, prior off
+    assert with_prior["align/loss"] != pytest.approx(with_prior["align/loss_no_prior"])
+    assert with_prior["align/loss_no_prior"] == pytest.approx(without["align/loss"], rel=1e-5)
+    assert without["align/loss_no_prior"] == without["align/loss"]
+    m.eval()
+    valid = m(batch).metrics
+    assert valid["align/loss"] == pytest.approx(without["align/loss"], rel=1e-5)
+    assert valid["align/loss_uniform"] > 0 and "align/loss_uniform" not in without
 
 
 def test_written_out_configs_equal_the_presets():

@@ -152,8 +152,20 @@ class MobileSpeechModel(TTSModel):
         full_codes = full_codes.permute(0, 2, 1)  # (B, K, T)
         P, pl = batch.phonemes, batch.phoneme_lengths
         pm = length_mask(pl, P.shape[1])
-        ll = self.align(P, pl, full_codes, full_lengths, prior=self.training and int(self.num_updates) <= c.prior_steps)
+        with_prior = self.training and int(self.num_updates) <= c.prior_steps
+        ll = self.align(P, pl, full_codes, full_lengths, prior=with_prior)
         align_loss = forward_sum_loss(ll, pl, full_lengths)
+        # The aligner's own fit, comparable across the prior's removal and with validation (which never uses
+        # the prior): the logged align/loss jumps when the prior leaves the loss, this one does not.
+        if with_prior:
+            with torch.no_grad():
+                no_prior = float(forward_sum_loss(self.align(P, pl, full_codes, full_lengths, prior=False), pl, full_lengths))
+        else:
+            no_prior = float(align_loss.detach())
+        extra = {}
+        if not self.training:  # validation: the same loss for a uniform likelihood, the bar an aligner must beat
+            uniform = (-pl.float().log())[:, None, None].expand_as(ll) * pm[:, :, None]
+            extra["align/loss_uniform"] = float(forward_sum_loss(uniform, pl, full_lengths))
         path = hard_alignment(ll.detach(), pl, full_lengths)  # (B, P, T)
         durations = path.sum(-1).long()
         frame_phoneme = path.argmax(1)  # (B, T) phoneme of each frame
@@ -184,7 +196,8 @@ class MobileSpeechModel(TTSModel):
             metrics["smd/acc"] = sum(p[1]["smd/acc"] for p in parts) / K
         total = smd_loss + c.duration_loss_weight * dur_loss + c.align_loss_weight * align_loss
         metrics.update({"loss": float(total.detach()), "smd/loss": float(smd_loss.detach()),
-                        "duration/loss": float(dur_loss.detach()), "align/loss": float(align_loss.detach())})
+                        "duration/loss": float(dur_loss.detach()), "align/loss": float(align_loss.detach()),
+                        "align/loss_no_prior": no_prior, **extra})
         return TTSOutput(loss=total, metrics=metrics)
 
     def _smd_loss(self, batch, frames, fmask, memory, memory_mask, level, generator):
