@@ -34,7 +34,9 @@ class StableCodecConfig(CodecConfig):
     steps back and `right` ahead (None: full attention). `causal`: causal convolutions (the window
     should then have right = 0).
 
-    FSQ: `train_levels` are the level counts drawn in training; tokens use `quantizer_levels` levels per
+    FSQ: `train_levels` are the level counts drawn in training; in training each item gets uniform noise
+    (`noise_prob`), no quantization (`continuous_prob`) or rounding (the rest): 50 / 25 / 25 % as the
+    official `DitheredFSQ`, so the continuous mode is trained too. Tokens use `quantizer_levels` levels per
     stage and `num_quantizers` residual stages (see `set_quantization`). `codebook_size` is derived:
     quantizer_levels ** latent_dim (tokens of one stage).
     """
@@ -62,6 +64,7 @@ class StableCodecConfig(CodecConfig):
     latent_dim: int = 6
     train_levels: list[int] | tuple[int, ...] = (17, 9, 5)
     noise_prob: float = 0.5
+    continuous_prob: float = 0.25
     quantizer_levels: int = 17
     num_quantizers: int = 1
 
