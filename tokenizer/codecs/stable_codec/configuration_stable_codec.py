@@ -92,6 +92,11 @@ class StableCodecConfig(CodecConfig):
             raise ConfigError(f"sliding_window must be [left, right] >= 0 or None, got {self.sliding_window}")
         check_quantization(self.quantizer_levels, self.num_quantizers, self.train_levels)
 
+    def architecture_dict(self) -> dict:
+        # continuous_prob only shapes training and came after manifests recorded config hashes: leaving it
+        # out keeps those hashes (tokens do not depend on it)
+        return {k: v for k, v in super().architecture_dict().items() if k != "continuous_prob"}
+
     # ------------------------------------------------------------------ derived values
     @derived_field
     def codebook_size(self) -> int:
