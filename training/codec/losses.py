@@ -186,7 +186,8 @@ class PerceptualFeatureLoss(nn.Module):
         with torch.no_grad():
             real = self.features(target)
         fake = self.features(pred)
-        terms = [F.l1_loss(f, r) / (r.abs().mean().clamp_min(1e-8) if self.normalized else 1) for f, r in zip(fake, real)]
+        terms = [F.l1_loss(f, r) / (r.abs().mean().clamp_min(1e-8) if self.normalized else 1)
+                 for f, r in zip(fake, real)]
         return torch.stack(terms).mean()
 
 
