@@ -93,8 +93,8 @@ def test_decode_of_encode_equals_forward_in_eval():
 def test_training_noise_never_rounds_and_rounding_does():
     torch.manual_seed(0)
     z = torch.randn(4, 6, 200)
-    noisy = FiniteScalarQuantizer(6, train_levels=[17, 9, 5], noise_prob=1.0).train()
-    rounded = FiniteScalarQuantizer(6, train_levels=[17, 9, 5], noise_prob=0.0).train()
+    noisy = FiniteScalarQuantizer(6, train_levels=[17, 9, 5], noise_prob=1.0, continuous_prob=0.0).train()
+    rounded = FiniteScalarQuantizer(6, train_levels=[17, 9, 5], noise_prob=0.0, continuous_prob=0.0).train()
     seen = set()
     for _ in range(12):
         out = noisy(z)
@@ -110,6 +110,45 @@ def test_training_noise_never_rounds_and_rounding_does():
         assert torch.allclose(r.quantized.double(), q_paper(z, L), atol=1e-6)
         assert torch.equal(r.codes[:, 0], FiniteScalarQuantizer(6, levels=L, train_levels=[L]).encode(z)[:, 0])
     assert seen == {17, 9, 5}
+
+
+def test_training_leaves_a_quarter_of_items_unquantised():
+    """Official DitheredFSQ shares: 50% noise, 25% rounded, 25% unquantised (so continuous mode is trained)."""
+    torch.manual_seed(0)
+    z = torch.randn(4000, 6, 3)
+    q = FiniteScalarQuantizer(6, train_levels=[17, 9, 5]).train()
+    out = q(z)
+    u = torch.tanh(z)
+    L = int(out.stats["fsq/levels"])
+    step = 2 / (L - 1)
+    kept = (out.quantized == u).all(dim=(1, 2))
+    on_grid = (((out.quantized + 1) / step - ((out.quantized + 1) / step).round()).abs() < 1e-5).all(dim=(1, 2))
+    noisy = ~kept & ~on_grid
+    shares = [float(m.float().mean()) for m in (noisy, on_grid & ~kept, kept)]
+    assert shares == pytest.approx([0.5, 0.25, 0.25], abs=0.03), shares
+    assert out.stats["fsq/continuous_fraction"] == pytest.approx(shares[2], abs=1e-6)
+    z.requires_grad_(True)
+    q(z).quantized.sum().backward()  # every mode passes tanh's gradient
+    assert torch.allclose(z.grad, 1 - torch.tanh(z.detach()) ** 2, atol=1e-6)
+    with pytest.raises(ConfigError, match="sum to at most 1"):
+        FiniteScalarQuantizer(6, noise_prob=0.8, continuous_prob=0.3)
+    assert StableCodecModel(StableCodecConfig.tiny()).quantizer.continuous_prob == 0.25
+
+
+@pytest.mark.parametrize("levels,stages", [(5, 2), (3, 4)])
+def test_residual_decoding_clips_to_the_trained_range(levels, stages):
+    """Arbitrary token combinations (an LM's samples) can sum past 1; decoding clips them to [-1, 1],
+    while every latent the encoder makes decodes exactly as before."""
+    q = FiniteScalarQuantizer(6, levels=levels, stages=stages, train_levels=[17, 9, 5]).eval()
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(q.codebook_size, (4, stages, 50), generator=g)
+    raw = sum(q.tokens_to_indices(codes[:, k]).float() * q._step(s) - s for k, s in enumerate(q.scales))
+    assert raw.abs().max() > 1.2  # up to 1.25 (5 x 2) / 1.875 (3 x 4)
+    assert torch.equal(q.decode(codes), raw.clamp(-1, 1))
+    z = torch.randn(2, 6, 200, generator=g) * 3
+    enc = q.encode(z)
+    assert torch.equal(q.decode(enc), sum(q.tokens_to_indices(enc[:, k]).float() * q._step(s) - s
+                                          for k, s in enumerate(q.scales)))
 
 
 def test_bitrates_of_the_official_presets_are_exact():

@@ -149,10 +149,10 @@ def test_feature_matching_plain_and_normalized():
     real = [[torch.randn(2, 3, 8, generator=g) * 10, torch.randn(2, 4, generator=g) * 0.1]]
     fake = [[r + 0.5 * torch.randn(r.shape, generator=g) for r in real[0]]]
     assert float(feature_matching_loss(real, real)) == 0.0
-    l1 = [(f - r).abs().mean() for f, r in zip(fake[0], real[0])]
-    assert float(feature_matching_loss(real, fake)) == pytest.approx(float(sum(l1) / 2))
+    l1 = [(f - r).abs().mean() for f, r in zip(fake[0], real[0])]  # one discriminator: layers summed
+    assert float(feature_matching_loss(real, fake)) == pytest.approx(float(sum(l1)))
     norm = [a / r.abs().mean() for a, r in zip(l1, real[0])]
-    assert float(feature_matching_loss(real, fake, normalized=True)) == pytest.approx(float(sum(norm) / 2))
+    assert float(feature_matching_loss(real, fake, normalized=True)) == pytest.approx(float(sum(norm)))
     # the normalised variant ignores the scale of a layer's activations
     scaled_r, scaled_f = [[real[0][0] * 100, real[0][1]]], [[fake[0][0] * 100, fake[0][1]]]
     assert float(feature_matching_loss(scaled_r, scaled_f, True)) == pytest.approx(
@@ -215,7 +215,8 @@ def test_reconstruction_loss_weights_and_exponential_decay():
     (lambda: MultiPeriodDiscriminator((2, 3, 5, 7, 11), channels=2, max_channels=8), 5),
     (lambda: MultiResolutionDiscriminator(((128, 32, 128), (256, 64, 256)), channels=4), 2),
     (lambda: MultiScaleSTFTDiscriminator((64, 128, 256), channels=4), 3),
-    (lambda: MultiScaleSTFTDiscriminator(STABLE_CODEC_FFT_SIZES[:3], channels=4, compress=0.5), 3),
+    (lambda: MultiScaleSTFTDiscriminator(STABLE_CODEC_FFT_SIZES[:3], channels=4, spec_scale_pow=0.5, hop_divisor=2,
+                                         normalized=True), 3),
 ])
 def test_discriminator_outputs_and_gradients(make, count):
     torch.manual_seed(0)
@@ -237,10 +238,11 @@ def test_discriminator_outputs_and_gradients(make, count):
 def test_stable_codec_stft_options():
     from training.codec.config import DiscConfig
 
-    d = Discriminators(DiscConfig(mpd=False, mrd=False, mstft=True, mstft_inharmonic=True, mstft_compress=0.5,
+    d = Discriminators(DiscConfig(mpd=False, mrd=False, mstft=True, mstft_inharmonic=True, mstft_spec_scale_pow=0.5,
                                   mstft_channels=2))
     sizes = [sub.n_fft for sub in d.parts["mstft"].discriminators]
-    assert sizes == list(STABLE_CODEC_FFT_SIZES) and all(sub.compress == 0.5 for sub in d.parts["mstft"].discriminators)
+    assert sizes == list(STABLE_CODEC_FFT_SIZES)
+    assert all(sub.spec_scale_pow == 0.5 for sub in d.parts["mstft"].discriminators)
     logits, _ = d(_signal(0, n=4800))
     assert len(logits) == 8
     assert list(Discriminators(DiscConfig(mstft=True, mstft_channels=2, mpd_channels=2, mrd_channels=2)).parts) == \

@@ -7,12 +7,19 @@ Each latent dimension is bounded by tanh and rounded to one of L evenly spaced v
 (the paper writes floor(. + 1/2); we round half to even like the official code, which only differs on
 exact ties). Training (`forward` in train mode) draws the number of levels L for the step from
 `train_levels` ({17, 9, 5} in the paper) and, per item, replaces rounding by uniform noise of one step
-width with probability `noise_prob` (0.5), otherwise rounds with a straight-through gradient.
+width with probability `noise_prob` (0.5), leaves the item unquantised (tanh only) with probability
+`continuous_prob` (0.25), and otherwise rounds with a straight-through gradient (0.25). These are the
+shares of the official `DitheredFSQ` (two independent Bernoulli(0.5) masks); the paper's text only says
+"mixing these two approaches with 50% probability", but the unquantised share is what trains the
+continuous mode (`continuous`, §3.2.1).
 
 After training, any L not below the smallest trained value can be used, either as one stage or, for odd
 L = 2n + 1, as K residual stages: stage k quantizes the residual r_k with L levels over [-s_k, s_k],
 s_k = (2n)^-k (clipped to that range first), and codes r_{k+1} = r_k - q_k. The sum of K stages lies on
 the grid of (2n)^K + 1 levels, e.g. 5 levels x 2 stages = the 17-level grid, 3 x 4 = 17, 3 x 2 = 5.
+Encoded latents never leave [-1, 1], but arbitrary token combinations (a language model's samples) can
+sum to up to 1 + s_1 + ... (1.875 for 3 x 4); decoding clips the sum to [-1, 1], the range the decoder
+was trained on, as the paper suggests ("this can be guarded against by clipping").
 
 Token layout (one token per stage and frame, codebook L^d): the digits of a token are the per-dimension
 level indices in [0, L), FIRST DIMENSION LEAST SIGNIFICANT: token = sum_i idx_i * L^i. This is the
@@ -70,20 +77,22 @@ class FiniteScalarQuantizer(Quantizer):
     """z (B, dim, F) pre-tanh latents <-> codes (B, K, F) in [0, levels ** dim), K <= stages.
 
     `levels` / `stages`: the post-hoc configuration used by encode/decode (change with `configure`);
-    `train_levels`: level counts drawn during training; `noise_prob`: per-item chance of noise instead of
-    rounding in training. Using the first K < stages codes is a valid coarser quantization (prefix).
+    `train_levels`: level counts drawn during training; `noise_prob` / `continuous_prob`: per-item chances
+    of noise / no quantization in training (the rest is rounded). Using the first K < stages codes is a
+    valid coarser quantization (prefix).
     """
 
     def __init__(self, dim: int, levels: int = 17, stages: int = 1, train_levels: Sequence[int] = (17, 9, 5),
-                 noise_prob: float = 0.5):
+                 noise_prob: float = 0.5, continuous_prob: float = 0.25):
         super().__init__()
         self.dim = dim
         self.train_levels = [int(v) for v in train_levels]
         if not self.train_levels or min(self.train_levels) < 2:
             raise ConfigError(f"train_levels must be level counts >= 2, got {list(train_levels)}")
-        if not 0.0 <= noise_prob <= 1.0:
-            raise ConfigError(f"noise_prob must lie in [0, 1], got {noise_prob}")
-        self.noise_prob = noise_prob
+        if not (0.0 <= noise_prob <= 1.0 and 0.0 <= continuous_prob <= 1.0 and noise_prob + continuous_prob <= 1.0):
+            raise ConfigError(f"noise_prob ({noise_prob}) and continuous_prob ({continuous_prob}) must lie in [0, 1] "
+                              "and sum to at most 1")
+        self.noise_prob, self.continuous_prob = noise_prob, continuous_prob
         self.configure(levels, stages)
 
     def configure(self, levels: int, stages: int = 1) -> None:
@@ -134,13 +143,14 @@ class FiniteScalarQuantizer(Quantizer):
         return torch.stack(codes, dim=1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes (B, K, F), K <= stages -> quantized latent (B, dim, F) float32 (sum of the K stages)."""
+        """codes (B, K, F), K <= stages -> quantized latent (B, dim, F) float32: the sum of the K stages,
+        clipped to [-1, 1] (only token combinations an encoder never makes reach beyond)."""
         self.check_num_quantizers(codes.shape[1])
         out = 0
         for k, scale in enumerate(self.scales[: codes.shape[1]]):
             step = torch.tensor(self._step(scale), dtype=torch.float32, device=codes.device)
             out = out + (self.tokens_to_indices(codes[:, k]).float() * step - scale)
-        return out
+        return out.clamp(-1.0, 1.0)
 
     def continuous(self, z: torch.Tensor) -> torch.Tensor:
         """The bounded latent tanh(z) without quantization (continuous mode), (B, dim, F)."""
@@ -149,7 +159,8 @@ class FiniteScalarQuantizer(Quantizer):
     def forward(self, z: torch.Tensor, num_quantizers: int | None = None,
                 mask: torch.Tensor | None = None) -> QuantizerOutput:
         """Eval: quantized = decode(encode(z)) exactly, with an identity gradient to z's tanh.
-        Train: L drawn from `train_levels`; each item gets noise (prob `noise_prob`) or rounding."""
+        Train: L drawn from `train_levels`; each item gets noise (prob `noise_prob`), stays unquantised
+        (prob `continuous_prob`) or is rounded; `codes` are the rounded indices whatever the item got."""
         u = torch.tanh(z)
         ste = u - u.detach()  # exactly 0, gradient 1: adding it keeps values bit-exact
         if not self.training:
@@ -162,10 +173,13 @@ class FiniteScalarQuantizer(Quantizer):
             idx = torch.round((u + 1) / step).clamp(0, levels - 1)
         rounded = (idx * step - 1) + ste
         noisy = u + (torch.rand_like(u) - 0.5) * step
-        use_noise = torch.rand(z.shape[0], 1, 1, device=z.device) < self.noise_prob
-        quantized = torch.where(use_noise, noisy, rounded)
+        draw = torch.rand(z.shape[0], 1, 1, device=z.device)
+        use_noise = draw < self.noise_prob
+        keep = (draw >= self.noise_prob) & (draw < self.noise_prob + self.continuous_prob)
+        quantized = torch.where(use_noise, noisy, torch.where(keep, u, rounded))
         codes = (idx.long() * levels ** torch.arange(self.dim, device=z.device)[None, :, None]).sum(1, keepdim=True)
-        stats = {"fsq/levels": float(levels), "fsq/noise_fraction": float(use_noise.float().mean())}
+        stats = {"fsq/levels": float(levels), "fsq/noise_fraction": float(use_noise.float().mean()),
+                 "fsq/continuous_fraction": float(keep.float().mean())}
         return QuantizerOutput(quantized, codes, z.new_zeros(()), stats)
 
     def bits_per_frame(self, num_quantizers: int | None = None) -> int:

@@ -80,15 +80,31 @@ class OptimConfig:
     gamma: float = 0.9999
 
 
+GAN_REDUCTIONS = ("per_family", "sum", "mean")
+
+
 @dataclass
 class LossConfig:
-    """Weights (0 disables a term) and settings of the generator losses (see `train/losses.py`).
+    """Weights (0 disables a term) and settings of the generator losses (see `training/codec/losses.py`).
 
-    Reconstruction terms (mel, multi_scale_spectral, time_l1, perceptual) are multiplied by
+    Reconstruction terms (mel, multi_scale_spectral, stft_l1, time_l1, perceptual) are multiplied by
     max(recon_decay ** (step / recon_decay_steps), recon_decay_floor): set recon_decay < 1 to shift
-    weight from reconstruction to the adversarial terms as training goes on. `commit` weighs the model
-    output's `commit_loss` (Language-Codec has already applied its config's `commitment_weight`).
-    `feature_matching_normalized`: Stable Codec's variant (each layer divided by the mean |real feature|).
+    weight from reconstruction to the adversarial terms as training goes on (Stable Codec's gamma^k).
+    `commit` weighs the model output's `commit_loss` (Language-Codec has already applied its config's
+    `commitment_weight`). `stft_l1`: L1 between linear STFT magnitudes (Stable Codec Eq. 8: 2048 bins,
+    hop 512, Hann). `perceptual_normalized`: each layer's L1 divided by the mean |target feature| (Stable
+    Codec Eq. 9). `feature_matching_normalized`: the same normalisation for discriminator features.
+
+    gan_reduction: how the adversarial and feature-matching terms combine sub-discriminators and layers
+    before `adversarial` / `feature_matching` weigh them.
+    - "per_family" (official Language-Codec / Vocos `experiment.py`): per discriminator family (mpd, mrd,
+      msd, mstft) the mean over its sub-discriminators of the hinge term, and of the feature L1 summed
+      over layers; the families summed. Official weights: adversarial 1, feature_matching 1.
+    - "sum" (HiFi-GAN): everything summed over sub-discriminators and layers (HiFi-GAN: adversarial 1,
+      feature_matching 2, mel 45).
+    - "mean": the mean over all sub-discriminators (and all layers); the toolkit's rule before, which
+      made weights meant for sums 2x (adversarial) and ~6x (feature matching) weaker.
+    The discriminator's own hinge loss is reduced the same way.
     `perceptual_model`: a local transformers speech model directory (WavLM, HuBERT...), never downloaded.
     """
 
@@ -98,11 +114,15 @@ class LossConfig:
     mel_n_mels: int = 80
     multi_scale_spectral: float = 1.0
     mss_windows: list = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024, 2048])
+    stft_l1: float = 0.0
+    stft_l1_n_fft: int = 2048
+    stft_l1_hop_length: int = 512
     time_l1: float = 0.0
     commit: float = 1.0
     adversarial: float = 1.0
-    feature_matching: float = 2.0
+    feature_matching: float = 1.0
     feature_matching_normalized: bool = False
+    gan_reduction: str = "per_family"
     recon_decay: float = 1.0
     recon_decay_steps: int = 1000
     recon_decay_floor: float = 0.0
@@ -110,11 +130,24 @@ class LossConfig:
     perceptual_model: str | None = None
     perceptual_layers: list | None = None
     perceptual_sampling_rate: int = 16000
+    perceptual_normalized: bool = True
+
+    def __post_init__(self):
+        if self.gan_reduction not in GAN_REDUCTIONS:
+            raise ConfigError(f"loss.gan_reduction={self.gan_reduction!r} not one of {', '.join(GAN_REDUCTIONS)}")
 
 
 @dataclass
 class DiscConfig:
-    """Which discriminators are active and how wide (see `train/discriminators.py`)."""
+    """Which discriminators are active and how wide (see `training/codec/discriminators.py`).
+
+    msd: the MelGAN / HiFi-GAN multi-scale waveform discriminator (`msd_scales` scales: 1x, 2x, 4x
+    average-pooled; Language-Codec's paper uses it: without it PESQ fell 3.88 -> 3.51, its App. F).
+    mstft (EnCodec's complex-STFT discriminator): Stable Codec sets `mstft_inharmonic` (its FFT sizes),
+    `mstft_hop_divisor: 2` (hop = n_fft / 2), `mstft_normalized: true` and `mstft_spec_scale_pow: 0.5`
+    (X |X|^0.5, App. B.5.1). `mstft_compress` is the earlier, inverted option (|X| -> |X|^c, raising quiet
+    bins): kept so old run configs still load, it must stay 1.0.
+    """
 
     mpd: bool = True
     mpd_periods: list = field(default_factory=lambda: [2, 3, 5, 7, 11])
@@ -123,15 +156,32 @@ class DiscConfig:
     mrd: bool = True
     mrd_resolutions: list = field(default_factory=lambda: [[512, 128, 512], [1024, 256, 1024], [2048, 512, 2048]])
     mrd_channels: int = 32
+    msd: bool = False
+    msd_scales: int = 3
+    msd_channels: int = 128
+    msd_max_channels: int = 1024
     mstft: bool = False
     mstft_n_ffts: list = field(default_factory=lambda: [1024, 2048, 512, 256, 128])
     mstft_inharmonic: bool = False
+    mstft_hop_divisor: int = 4
+    mstft_normalized: bool = False
+    mstft_spec_scale_pow: float = 0.0
     mstft_compress: float = 1.0
     mstft_channels: int = 32
 
+    def __post_init__(self):
+        if self.mstft_compress != 1.0:
+            raise ConfigError(
+                f"disc.mstft_compress={self.mstft_compress} is no longer supported: it mapped |X| to |X|^c, "
+                "raising quiet bins, the inverse of Stable Codec's weighting; use disc.mstft_spec_scale_pow=0.5 "
+                "(X |X|^0.5) with disc.mstft_normalized=true and disc.mstft_hop_divisor=2")
+        if self.mstft_hop_divisor < 1 or self.msd_scales < 1:
+            raise ConfigError(f"disc.mstft_hop_divisor={self.mstft_hop_divisor} and disc.msd_scales="
+                              f"{self.msd_scales} must be >= 1")
+
     @property
     def any(self) -> bool:
-        return self.mpd or self.mrd or self.mstft
+        return self.mpd or self.mrd or self.msd or self.mstft
 
 
 @dataclass

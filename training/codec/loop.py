@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from accelerate import Accelerator, DistributedDataParallelKwargs
+from safetensors import safe_open
 
 from data_prep.corpora import Utterance
 from evaluation import metrics
@@ -47,7 +48,7 @@ from tokenizer.auto import AutoCodecConfig, AutoCodecTokenizer
 from tokenizer.errors import ConfigError
 from tokenizer.registry import get_codec_spec
 
-from ..checkpointing import due, save_state
+from ..checkpointing import due, resolve_resume, save_state
 from ..run import TrainResult, begin_run
 from ..schedule import lr_scale
 from ..tracking import append_jsonl
@@ -84,6 +85,21 @@ def resolve_lambda(cfg: TrainConfig, model: nn.Module) -> float | None:
         logger.info("lambda_rd=%g replaces the model config's rd_lambda=%g", cfg.lambda_rd, own)
         model.config.rd_lambda = cfg.lambda_rd
     return cfg.lambda_rd
+
+
+def check_disc_state(state: Path, disc: nn.Module) -> None:
+    """Refuse, with the fix, to resume a state whose discriminators differ from the configured ones (a run
+    started before the multi-scale discriminator existed has no `parts.msd` weights)."""
+    path = state / "model_1.safetensors"  # accelerate's file of the second prepared model
+    if not path.is_file():
+        return
+    with safe_open(str(path), "pt") as f:
+        saved = {k.split(".")[1] for k in f.keys() if k.startswith("parts.")}
+    wanted = set(disc.parts)
+    if saved != wanted:
+        raise ConfigError(f"resume: {state} has discriminators {sorted(saved)} but the config enables "
+                          f"{sorted(wanted)}; resume with the saved set (e.g. --disc.msd=false for a run started "
+                          "before the multi-scale discriminator) or start a new run")
 
 
 def match_length(audio: torch.Tensor, length: int) -> torch.Tensor:
@@ -172,6 +188,8 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
     model.train()
 
     # ---- resume, config.yaml, trackers
+    if disc is not None and cfg.resume:
+        check_disc_state(resolve_resume(out, cfg.resume), disc_core)
     run = begin_run(accelerator, cfg, "codec")
     start, end, writer = run.start, run.end, run.writer
 
@@ -209,15 +227,17 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
                 if gan:  # discriminator pass first; its real-audio features serve feature matching below
                     logits, feats = disc(torch.cat([audio, fake.detach()]))
                     real_logits, fake_logits = zip(*(lg.chunk(2) for lg in logits))
-                    terms["discriminator"] = discriminator_hinge_loss(list(real_logits), list(fake_logits))
+                    groups, reduction = disc_core.groups, cfg.loss.gan_reduction
+                    terms["discriminator"] = discriminator_hinge_loss(list(real_logits), list(fake_logits), groups,
+                                                                      reduction)
                     accelerator.backward(terms["discriminator"] / accum)
                     real_feats = [[f.chunk(2)[0].detach() for f in fs] for fs in feats]
                     disc_core.requires_grad_(False)  # the generator pass must not touch D's gradients
                     fake_logits, fake_feats = disc_core(fake)
                     disc_core.requires_grad_(True)
-                    terms["adversarial"] = generator_hinge_loss(fake_logits)
-                    terms["feature_matching"] = feature_matching_loss(real_feats, fake_feats,
-                                                                      cfg.loss.feature_matching_normalized)
+                    terms["adversarial"] = generator_hinge_loss(fake_logits, groups, reduction)
+                    terms["feature_matching"] = feature_matching_loss(
+                        real_feats, fake_feats, cfg.loss.feature_matching_normalized, groups, reduction)
                     distortion = (distortion + cfg.loss.adversarial * terms["adversarial"]
                                   + cfg.loss.feature_matching * terms["feature_matching"])
                 terms["commit"] = torch.as_tensor(output.commit_loss, device=device, dtype=torch.float32)

@@ -3,12 +3,15 @@
 - `MultiScaleSpectralLoss` (from `tokenizer/losses.py`, shared with the tests):
   Rate-Aware speech compression paper: log power and log mel spectra, L1 + L2, windows 2^5..2^11.
 - `MelLoss`: L1 between log mel spectrograms (HiFi-GAN / Vocos).
+- `stft_l1`: L1 between linear STFT magnitudes (Stable Codec Eq. 8).
 - `time_l1`: L1 between waveforms.
 - `discriminator_hinge_loss`, `generator_hinge_loss`: hinge GAN losses.
 - `feature_matching_loss`: L1 between discriminator features of real and generated audio, optionally
   each layer divided by the mean magnitude of the real features (Stable Codec's normalised variant).
+  The GAN terms combine sub-discriminators per family as the official Language-Codec code does (or
+  summed as HiFi-GAN, or the mean): see `LossConfig.gan_reduction`.
 - `PerceptualFeatureLoss`: L1 between hidden states of a frozen transformers speech model (WavLM,
-  HuBERT, wav2vec 2.0) loaded from a local directory.
+  HuBERT, wav2vec 2.0) loaded from a local directory, each layer normalised (Stable Codec Eq. 9).
 - `ReconstructionLoss`: the weighted sum of the reconstruction terms a `LossConfig` enables.
 - `rate_distortion_loss`: L = R + lambda D for entropy-coded codecs.
 
@@ -60,33 +63,68 @@ def time_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(flat_float(pred), flat_float(target))
 
 
-def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
-    """Mean over discriminators of E[relu(1 - D(real))] + E[relu(1 + D(fake))]."""
+def _reduce(per_disc: list[torch.Tensor], counts: list[int], groups: list[int] | None, reduction: str) -> torch.Tensor:
+    """Combine per-sub-discriminator sums (`per_disc[i]` sums `counts[i]` terms) as `reduction` says
+    (see `LossConfig.gan_reduction`); `groups`: sub-discriminators per family, in order (None: one family)."""
+    if reduction == "mean":
+        return torch.stack(per_disc).sum() / sum(counts)
+    if reduction == "sum":
+        return torch.stack(per_disc).sum()
+    if reduction != "per_family":
+        raise ConfigError(f"gan reduction {reduction!r} not one of per_family, sum, mean")
+    groups = [len(per_disc)] if groups is None else list(groups)
+    if sum(groups) != len(per_disc):
+        raise ValueError(f"discriminator groups {groups} do not cover {len(per_disc)} sub-discriminators")
+    bounds = [0, *torch.tensor(groups).cumsum(0).tolist()]
+    return sum(torch.stack(per_disc[a:b]).mean() for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def discriminator_hinge_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor],
+                             groups: list[int] | None = None, reduction: str = "per_family") -> torch.Tensor:
+    """E[relu(1 - D(real))] + E[relu(1 + D(fake))] per sub-discriminator, combined by `reduction`
+    ("per_family": mean within each family of `groups`, families summed; "sum"; "mean")."""
     terms = [F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_logits, fake_logits)]
-    return torch.stack(terms).mean()
+    return _reduce(terms, [1] * len(terms), groups, reduction)
 
 
-def generator_hinge_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
-    """Mean over discriminators of E[relu(1 - D(fake))]."""
-    return torch.stack([F.relu(1 - f).mean() for f in fake_logits]).mean()
+def generator_hinge_loss(fake_logits: list[torch.Tensor], groups: list[int] | None = None,
+                         reduction: str = "per_family") -> torch.Tensor:
+    """E[relu(1 - D(fake))] per sub-discriminator, combined by `reduction` (as `discriminator_hinge_loss`)."""
+    terms = [F.relu(1 - f).mean() for f in fake_logits]
+    return _reduce(terms, [1] * len(terms), groups, reduction)
 
 
 def feature_matching_loss(real_features: list[list[torch.Tensor]], fake_features: list[list[torch.Tensor]],
-                          normalized: bool = False) -> torch.Tensor:
-    """Mean over discriminators and layers of mean |f_fake - f_real| (real features detached).
+                          normalized: bool = False, groups: list[int] | None = None,
+                          reduction: str = "per_family") -> torch.Tensor:
+    """mean |f_fake - f_real| per (sub-discriminator, layer) (real features detached), summed over each
+    sub-discriminator's layers, then combined by `reduction`: "per_family" (Vocos / official
+    Language-Codec: the mean over a family's sub-discriminators, families summed), "sum" (HiFi-GAN) or
+    "mean" (the mean over all (sub-discriminator, layer) pairs).
 
     normalized (Stable Codec): each layer's L1 is divided by the mean magnitude of its real features, so
     layers with large activations do not dominate.
     """
-    terms = []
+    per_disc, counts = [], []
     for reals, fakes in zip(real_features, fake_features):
+        terms = []
         for r, f in zip(reals, fakes):
             r = r.detach()
             term = (f - r).abs().mean()
             if normalized:
                 term = term / r.abs().mean().clamp_min(1e-8)
             terms.append(term)
-    return torch.stack(terms).mean()
+        per_disc.append(torch.stack(terms).sum())
+        counts.append(len(terms))
+    return _reduce(per_disc, counts, groups, reduction)
+
+
+def stft_l1(pred: torch.Tensor, target: torch.Tensor, n_fft: int = 2048, hop_length: int = 512) -> torch.Tensor:
+    """Mean absolute difference of linear STFT magnitudes (Hann window of n_fft, centred frames): Stable
+    Codec's L1(|X|, |X^|) (Eq. 8; 2048 bins, hop 512). Linear, not log: quiet bins count little."""
+    with torch.autocast(pred.device.type, enabled=False):
+        return F.l1_loss(stft_magnitude(flat_float(pred), n_fft, hop_length),
+                         stft_magnitude(flat_float(target), n_fft, hop_length))
 
 
 def fft_resample(x: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
@@ -111,10 +149,14 @@ class PerceptualFeatureLoss(nn.Module):
     directory's `preprocessor_config.json` says `do_normalize` (or has none), normalised to zero mean and
     unit variance per item. `layers`: indices into `hidden_states` (default: all). The model stays in eval
     mode with gradients off for its weights; gradients flow to the generated audio only.
+
+    The loss is the mean over layers m of ||C_m(x) - C_m(x^)||_1 / mean |C_m(x)| over the batch (Stable
+    Codec Eq. 9), so every layer counts alike however large its activations; `normalized=False` drops the
+    division (plain mean L1 per layer).
     """
 
     def __init__(self, model_path: str, sampling_rate: int, model_sampling_rate: int = 16000,
-                 layers: list[int] | None = None):
+                 layers: list[int] | None = None, normalized: bool = True):
         super().__init__()
         from transformers import AutoModel
 
@@ -124,6 +166,7 @@ class PerceptualFeatureLoss(nn.Module):
         self.model = AutoModel.from_pretrained(str(path), local_files_only=True).eval().requires_grad_(False)
         self.sampling_rate, self.model_sampling_rate = sampling_rate, model_sampling_rate
         self.layers = None if layers is None else [int(i) for i in layers]
+        self.normalized = normalized
         pre = path / "preprocessor_config.json"
         self.normalize = bool(json.loads(pre.read_text()).get("do_normalize", True)) if pre.is_file() else True
 
@@ -143,11 +186,13 @@ class PerceptualFeatureLoss(nn.Module):
         with torch.no_grad():
             real = self.features(target)
         fake = self.features(pred)
-        return torch.stack([F.l1_loss(f, r) for f, r in zip(fake, real)]).mean()
+        terms = [F.l1_loss(f, r) / (r.abs().mean().clamp_min(1e-8) if self.normalized else 1)
+                 for f, r in zip(fake, real)]
+        return torch.stack(terms).mean()
 
 
 class ReconstructionLoss(nn.Module):
-    """Weighted reconstruction terms from a `LossConfig`: mel, multi_scale_spectral, time_l1, perceptual.
+    """Weighted reconstruction terms from a `LossConfig`: mel, multi_scale_spectral, stft_l1, time_l1, perceptual.
 
     forward(pred, target, step) -> (weighted sum, {name: unweighted value}); weights are scaled by
     `recon_scale(step)` (the optional exponential decay). Terms with weight 0 are not computed.
@@ -165,7 +210,8 @@ class ReconstructionLoss(nn.Module):
             if not cfg.perceptual_model:
                 raise ConfigError("loss.perceptual > 0 needs loss.perceptual_model (a local model directory)")
             self.terms["perceptual"] = PerceptualFeatureLoss(
-                cfg.perceptual_model, sampling_rate, cfg.perceptual_sampling_rate, cfg.perceptual_layers)
+                cfg.perceptual_model, sampling_rate, cfg.perceptual_sampling_rate, cfg.perceptual_layers,
+                cfg.perceptual_normalized)
 
     def recon_scale(self, step: int) -> float:
         if self.cfg.recon_decay >= 1.0:
@@ -174,6 +220,8 @@ class ReconstructionLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, step: int = 0) -> tuple[torch.Tensor, dict]:
         values = {name: term(pred, target) for name, term in self.terms.items()}
+        if self.cfg.stft_l1 > 0:
+            values["stft_l1"] = stft_l1(pred, target, self.cfg.stft_l1_n_fft, self.cfg.stft_l1_hop_length)
         if self.cfg.time_l1 > 0:
             values["time_l1"] = time_l1(pred, target)
         scale = self.recon_scale(step)

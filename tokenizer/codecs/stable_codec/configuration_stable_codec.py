@@ -34,7 +34,9 @@ class StableCodecConfig(CodecConfig):
     steps back and `right` ahead (None: full attention). `causal`: causal convolutions (the window
     should then have right = 0).
 
-    FSQ: `train_levels` are the level counts drawn in training; tokens use `quantizer_levels` levels per
+    FSQ: `train_levels` are the level counts drawn in training; in training each item gets uniform noise
+    (`noise_prob`), no quantization (`continuous_prob`) or rounding (the rest): 50 / 25 / 25 % as the
+    official `DitheredFSQ`, so the continuous mode is trained too. Tokens use `quantizer_levels` levels per
     stage and `num_quantizers` residual stages (see `set_quantization`). `codebook_size` is derived:
     quantizer_levels ** latent_dim (tokens of one stage).
     """
@@ -62,6 +64,7 @@ class StableCodecConfig(CodecConfig):
     latent_dim: int = 6
     train_levels: list[int] | tuple[int, ...] = (17, 9, 5)
     noise_prob: float = 0.5
+    continuous_prob: float = 0.25
     quantizer_levels: int = 17
     num_quantizers: int = 1
 
@@ -88,6 +91,11 @@ class StableCodecConfig(CodecConfig):
         if self.sliding_window is not None and (len(self.sliding_window) != 2 or min(self.sliding_window) < 0):
             raise ConfigError(f"sliding_window must be [left, right] >= 0 or None, got {self.sliding_window}")
         check_quantization(self.quantizer_levels, self.num_quantizers, self.train_levels)
+
+    def architecture_dict(self) -> dict:
+        # continuous_prob only shapes training and came after manifests recorded config hashes: leaving it
+        # out keeps those hashes (tokens do not depend on it)
+        return {k: v for k, v in super().architecture_dict().items() if k != "continuous_prob"}
 
     # ------------------------------------------------------------------ derived values
     @derived_field

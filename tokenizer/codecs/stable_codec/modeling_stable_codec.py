@@ -101,7 +101,7 @@ class StableCodecModel(CodecModel):
                      transformer=transformer)
         self.encoder = TAAEEncoder(input_kernel_size=c.input_kernel_size, **shape)
         self.quantizer = FiniteScalarQuantizer(c.latent_dim, c.quantizer_levels, c.num_quantizers, c.train_levels,
-                                               c.noise_prob)
+                                               c.noise_prob, c.continuous_prob)
         self.decoder = TAAEDecoder(output_kernel_size=c.output_kernel_size, **shape)
         self.post_init()
 
