@@ -6,11 +6,11 @@ int64 (0 past each end), frame lengths (B,)`, `decode(codes, frame lengths) -> a
 sample lengths (B,)`, `check_num_quantizers`, `weights_digest` and `save_pretrained`. A family adapter
 (`families.py`) implements `_encode` / `_decode` and states its rates, codebook and quantizer counts.
 
-Batching: an adapter whose model masks padding (causal EnCodec) sets `batch_invariant` and is encoded
-in padded batches; every other one is encoded one item at a time (`TransformersCodecTokenizer._encode_clips`),
-so an item's codes never depend on what it is batched with (Mimi, for example, ignores its padding mask:
-transformers #43377). Decoding likewise decodes each item at its own length unless the model is batch
-invariant.
+Batching: items are encoded one at a time by default, so an item's codes never depend on what it is
+batched with (Mimi, for example, ignores its padding mask: transformers #43377); an adapter whose model
+masks padding (causal EnCodec) sets `batch_invariant` and may be encoded in padded batches on request
+(`TransformersCodecTokenizer.padded_batches`). Decoding decodes each item at its own length unless the
+model is batch invariant.
 """
 
 from __future__ import annotations
@@ -247,9 +247,13 @@ class TransformersCodecTokenizer(CodecTokenizer):
 
     `num_quantizers` selects the family's operating point (EnCodec/X-Codec bandwidth, DAC `n_quantizers`,
     Mimi `num_quantizers`); its default is the family's own default (see each adapter).
-    Batch invariance: a batch is encoded in one padded call only where the adapter is `batch_invariant`
-    (causal, unnormalised EnCodec, whose padding cannot reach earlier frames); any other family is
-    encoded one item at a time, so codes never depend on the other items (slower, exact).
+    Batch invariance: by default every item is encoded alone, so its codes never depend on the other
+    items, bit for bit (slower than one padded call). `tok.padded_batches = True` encodes a batch in one
+    padded call where the adapter is `batch_invariant` (causal, unnormalised EnCodec with its padding
+    mask: padding cannot reach an item's frames); the codes then differ from the item alone only where
+    float rounding of a different batch size flips a near-tie between two codebook entries (measured:
+    one frame in 85 with the tiny random test codec). Other families (Mimi ignores its padding mask,
+    transformers #43377; non-causal encoders see the padding) are always encoded one item at a time.
     Long items: windows of `chunk_seconds` with at least the family's receptive field as context.
     """
 
@@ -291,8 +295,10 @@ class TransformersCodecTokenizer(CodecTokenizer):
         Path(directory).mkdir(parents=True, exist_ok=True)
         return self.model.save_pretrained(directory)
 
+    padded_batches = False  # see the class docstring: True trades exactness for batched speed
+
     def _encode_clips(self, clips: Sequence[np.ndarray], k: int) -> list[torch.Tensor]:
-        if self.model.batch_invariant or len(clips) <= 1:
+        if (self.padded_batches and self.model.batch_invariant) or len(clips) <= 1:
             return super()._encode_clips(clips, k)
         return [CodecTokenizer._encode_clips(self, [clip], k)[0] for clip in clips]
 

@@ -2,7 +2,7 @@
 and the calls into transformers' `encode` / `decode` (see `base` for the contract and batching).
 
 | family | operating point -> num_quantizers | default K | batching |
-| encodec | `bandwidth` (kbps) -> floor(bw / (frame_rate x log2 codebook)) | transformers' default bandwidth (the lowest) | padded batch (causal, padding mask) |
+| encodec | `bandwidth` (kbps) -> floor(bw / (frame_rate x log2 codebook)) | transformers' default bandwidth (the lowest) | one by one; padded batch on request (causal, padding mask) |
 | dac | `n_quantizers`, 1..n_codebooks | n_codebooks | one by one |
 | mimi | `num_quantizers`, num_semantic_quantizers..num_quantizers | config.num_quantizers | one by one (padding mask ignored, transformers #43377) |
 | xcodec, higgs_audio_v2_tokenizer | `bandwidth` (kbps) -> K as EnCodec | the highest bandwidth (transformers' default) | one by one |
@@ -47,8 +47,8 @@ class EncodecAdapter(_BandwidthAdapter):
     """EnCodec (`EncodecModel`). K follows the bandwidth: 24 kHz model, 75 Hz frames, 1024-entry codebooks:
     1.5/3/6/12/24 kbps = 2/4/8/16/32 codebooks (the VALL-E setting is 6 kbps = K 8). Default K: the
     bandwidth transformers uses when none is given (the lowest). Causal, unnormalised EnCodec (the 24 kHz
-    model) is encoded in padded batches with its padding mask: a frame only sees past samples, so right
-    padding cannot change an item's codes. The chunked, normalised 48 kHz variant (codes come with
+    model) may be encoded in padded batches with its padding mask (`padded_batches`): a frame only sees
+    past samples, so right padding cannot change an item's codes (float rounding aside). The chunked, normalised 48 kHz variant (codes come with
     per-chunk scales) is refused."""
 
     receptive_field_seconds = 1.0  # causal convolutions and an LSTM: the LSTM carries state further back
