@@ -313,3 +313,19 @@ def test_evaluate_codec_takes_a_transformers_codec(tmp_path):
     names = {s["name"]: s for s in summary["systems"]}
     assert set(names) == {"encodec@k=1", "encodec@k=4"}
     assert names["encodec@k=4"]["nominal_bitrate"] == pytest.approx(12000)
+
+
+@pytest.mark.parametrize("model", ["valle", "mobilespeech"])
+def test_table2_configs_differ_only_in_the_token_directory(model):
+    from pathlib import Path
+
+    from tts.trainer import load_train_config
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "tts"
+    encodec = load_train_config(model, "paper", root / "table2" / f"{model}_encodec.yaml")
+    language = load_train_config(model, "paper", root / "table2" / f"{model}_language_codec.yaml")
+    paper = load_train_config(model, "paper", root / f"{model}_paper.yaml")
+    assert encodec.data.dirs == ["tokens/libritts-encodec_24khz"] and language.data.dirs == ["tokens/libritts-language-codec"]
+    for cfg in (encodec, language):
+        cfg.data.dirs = paper.data.dirs
+        assert cfg == paper

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from .codecs.transformers_codecs.base import TransformersCodecTokenizer
 from .configuration import CodecConfig
 from .errors import ConfigError
 from .loading import PRETRAINED_DIR, load_model, read_model_type, resolve, transformers_codec_source
@@ -69,8 +70,6 @@ class AutoCodecTokenizer:
     @staticmethod
     def from_config(config: CodecConfig, seed: int | None = 0) -> CodecTokenizer:
         if config.model_type in TRANSFORMERS_CODECS:  # a transformers config (EncodecConfig, ...)
-            from .codecs.transformers_codecs.base import TransformersCodecTokenizer
-
             return TransformersCodecTokenizer.from_config(config, seed=seed)
         register_with_transformers(config.model_type)
         return get_codec_spec(config.model_type).tokenizer_class.from_config(config, seed=seed)
@@ -79,8 +78,6 @@ class AutoCodecTokenizer:
     def from_pretrained(name_or_path: str | os.PathLike, device: str | torch.device | None = None,
                         random_weights: bool = False) -> CodecTokenizer:
         if transformers_codec_source(name_or_path) is not None:
-            from .codecs.transformers_codecs.base import TransformersCodecTokenizer
-
             return TransformersCodecTokenizer.from_pretrained(name_or_path, device=device)
         model = load_model(name_or_path, random_weights=random_weights)
         spec = get_codec_spec(model.config.model_type)

@@ -28,7 +28,7 @@ import torch
 
 from ...configuration import _NOT_ARCHITECTURE
 from ...errors import CodecError, ConfigError
-from ...loading import quiet_progress_bars
+from ...loading import quiet_progress_bars, transformers_codec_source
 from ...modeling import state_dict_digest
 from ...modules.masking import zero_past_lengths
 from ...quantizers.base import validate_num_quantizers
@@ -280,8 +280,6 @@ class TransformersCodecTokenizer(CodecTokenizer):
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None,
                         random_weights: bool = False) -> "TransformersCodecTokenizer":
-        from ...loading import transformers_codec_source
-
         found = transformers_codec_source(name_or_path)
         if found is None:
             raise ConfigError(f"{name_or_path} is not a transformers audio codec")
