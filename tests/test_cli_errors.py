@@ -34,6 +34,13 @@ def _stable_dir_with_bad_config(tmp: Path) -> Path:
     return d
 
 
+def _model_type_dir(tmp: Path, model_type: str, name: str) -> Path:
+    d = tmp / name
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": model_type}))
+    return d
+
+
 def _generated(tmp: Path) -> Path:
     d = tmp / "gen"
     d.mkdir()
@@ -44,6 +51,12 @@ def _generated(tmp: Path) -> Path:
 CASES = [
     ("tokenize-corpus", lambda t: (["libritts", "--codec", "nope", "--out", str(t / "o")], "nope")),
     ("tokenize-corpus", lambda t: (["folder", "--root", "/nonexistent", "--out", str(t / "o")], "/nonexistent")),
+    ("tokenize-corpus", lambda t: (["libritts", "--codec", str(_model_type_dir(t, "bert", "bert_dir")), "--out",
+                                    str(t / "o")], "'bert'")),
+    ("tokenize-corpus", lambda t: (["libritts", "--codec", str(_model_type_dir(t, "encodec", "encodec_noweights")),
+                                    "--out", str(t / "o")], "encodec_noweights")),
+    ("tokenize-corpus", lambda t: (["libritts", "--codec", str(_model_type_dir(t, "vibevoice_acoustic_tokenizer", "vv")),
+                                    "--out", str(t / "o")], "vibevoice_acoustic_tokenizer")),
     ("codec-demo", lambda t: (["--codec", "nope", "--out", str(t / "o")], "nope")),
     ("codec-demo", lambda t: (["--audio", str(t / "missing.wav"), "--out", str(t / "o")], "missing.wav")),
     ("codec-demo", lambda t: (["--codec", "stable-codec", "--out", str(t / "o")], "stable-codec")),
@@ -59,6 +72,8 @@ CASES = [
     ("evaluate-codec", lambda t: (["--data", "no-such-corpus", "--baselines", "opus:6", "--out", str(t / "o")],
                                   "no-such-corpus")),
     ("evaluate-codec", lambda t: (["--codec", "nope", "--data", "libritts", "--out", str(t / "o")], "nope")),
+    ("evaluate-codec", lambda t: (["--codec", str(_model_type_dir(t, "bert", "bert_dir")), "--data", "libritts",
+                                   "--out", str(t / "o")], "'bert'")),
     ("evaluate-codec", lambda t: (["--codec", "stable-codec", "--data", "libritts", "--out", str(t / "o")],
                                   "stable-codec")),
     ("evaluate-codec", lambda t: (["--data", "libritts", "--metrics", "nope", "--out", str(t / "o")], "nope")),

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
+from .codecs.transformers_codecs.base import TransformersCodecTokenizer
 from .configuration import CodecConfig
 from .errors import ConfigError
-from .loading import PRETRAINED_DIR, load_model, read_model_type, resolve
-from .registry import CODECS, get_codec_spec, register_with_transformers
+from .loading import PRETRAINED_DIR, load_model, read_model_type, resolve, transformers_codec_source
+from .registry import CODECS, TRANSFORMERS_CODECS, get_codec_spec, register_with_transformers
 from .tokenization import CodecTokenizer
 
 logger = logging.getLogger(__name__)
@@ -59,16 +60,25 @@ class AutoCodecTokenizer:
     the weights shipped in the package; a built-in name without shipped weights raises unless
     `random_weights=True` asks for the untrained default preset) or a hub id (`owner/name`, downloaded
     with huggingface_hub). Loading also registers the codecs with transformers' `AutoConfig`/`AutoModel`.
+
+    An audio codec that transformers ships (config `model_type` in `registry.TRANSFORMERS_CODECS`:
+    encodec, dac, mimi, xcodec, ...), as a `save_pretrained` directory or a hub id such as
+    `facebook/encodec_24khz` (loaded by transformers), comes back as a `TransformersCodecTokenizer`
+    (`tokenizer.codecs.transformers_codecs`) with the same API.
     """
 
     @staticmethod
     def from_config(config: CodecConfig, seed: int | None = 0) -> CodecTokenizer:
+        if config.model_type in TRANSFORMERS_CODECS:  # a transformers config (EncodecConfig, ...)
+            return TransformersCodecTokenizer.from_config(config, seed=seed)
         register_with_transformers(config.model_type)
         return get_codec_spec(config.model_type).tokenizer_class.from_config(config, seed=seed)
 
     @staticmethod
     def from_pretrained(name_or_path: str | os.PathLike, device: str | torch.device | None = None,
                         random_weights: bool = False) -> CodecTokenizer:
+        if transformers_codec_source(name_or_path) is not None:
+            return TransformersCodecTokenizer.from_pretrained(name_or_path, device=device)
         model = load_model(name_or_path, random_weights=random_weights)
         spec = get_codec_spec(model.config.model_type)
         register_with_transformers(spec.model_type)

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 
 from .errors import CodecError, ConfigError
-from .registry import CODECS, canonical_name, get_codec_spec
+from .registry import CODECS, TRANSFORMERS_CODECS, canonical_name, get_codec_spec, transformers_codec_spec
 
 # Trained weights shipped inside the package: tokenizer/pretrained/<model_type>/{config.json, model.safetensors}.
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -57,6 +57,48 @@ def resolve(name_or_path: str | os.PathLike) -> Path | str:
     except Exception as exc:
         raise CodecError(f"cannot download codec {str(name_or_path)!r} from the hub: {exc}") from exc
     return Path(local)
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _is_hub_id(name_or_path) -> bool:
+    text = str(name_or_path)
+    return (not Path(text).suffix and not text.startswith((".", "/", "~")) and text.count("/") == 1
+            and canonical_name(text) not in CODECS)
+
+
+def transformers_codec_source(name_or_path: str | os.PathLike):
+    """`(TransformersCodecSpec, source)` when `name_or_path` is a transformers audio codec (a directory, or
+    a hub id whose config.json transformers' hub client fetches), else None (one of our codecs, or not
+    a directory/hub id at all: `resolve` reports it). Raises CodecError / ConfigError, naming it, for a
+    model type that is no audio codec, a continuous or unsupported family, a directory without weights
+    and a hub id that cannot be fetched (no hub access and no cached copy)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            return None
+        model_type = read_model_type(path)
+        if model_type in CODECS:
+            return None
+        spec = transformers_codec_spec(model_type, path)
+        if not any((path / name).is_file() for name in WEIGHT_FILES):
+            raise CodecError(f"{path} has no weights ({' / '.join(WEIGHT_FILES[::2])}): not a saved {model_type} codec")
+        return spec, str(path)
+    if not _is_hub_id(name_or_path):
+        return None
+    try:  # the user's machine may reach the hub (or hold a cached copy); this one cannot
+        from huggingface_hub import hf_hub_download
+
+        config_path = hf_hub_download(str(name_or_path), "config.json")
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CodecError(f"cannot fetch codec {str(name_or_path)!r} from the hub (no hub access and no local "
+                         f"copy?): {first}") from exc
+    model_type = read_model_type(Path(config_path).parent)
+    if model_type in CODECS:
+        return None
+    return transformers_codec_spec(model_type, name_or_path), str(name_or_path)
 
 
 def builtin_dir(key: str) -> Path | None:
@@ -107,7 +149,10 @@ def load_model(name_or_path: str | os.PathLike, random_weights: bool = False) ->
                     f"(random_weights=True, or --random-weights on the command line)")
             return untrained_model(spec.config_class.preset(spec.default_preset), seed=0).eval()
         where = shipped
-    spec = get_codec_spec(read_model_type(where))
+    model_type = read_model_type(where)
+    if model_type not in CODECS:
+        transformers_codec_spec(model_type, where)  # names what it is: a transformers codec, or no codec at all
+    spec = get_codec_spec(model_type)
     weights = where / "model.safetensors"
     if not weights.is_file():
         raise CodecError(f"{where} has no model.safetensors (a codec directory holds config.json + model.safetensors)")

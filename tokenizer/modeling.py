@@ -95,9 +95,15 @@ class CodecModel(PreTrainedModel):
         versions = self._versions()
         cached = getattr(self, "_digest", None)
         if cached is None or cached[0] != versions:
-            h = hashlib.sha256()
-            for name, t in sorted(self.state_dict().items()):
-                h.update(name.encode())
-                h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-            self._digest = cached = (versions, h.hexdigest()[:16])
+            self._digest = cached = (versions, state_dict_digest(self))
         return cached[1]
+
+
+def state_dict_digest(module: torch.nn.Module) -> str:
+    """sha256 (16 hex digits) of a module's weights and buffers, by name (the codec identity's weights part;
+    also used for the transformers codecs that `tokenizer.codecs.transformers_codecs` wraps)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -6,6 +6,9 @@ first use, so listing codecs or importing `tokenizer` loads no codec family (nor
 `register_with_transformers()` makes `transformers.AutoConfig` and `AutoModel` load our
 `save_pretrained` directories; `AutoCodecTokenizer` calls it for each family it loads, and a user can call
 it (for all families) before calling `transformers.AutoModel.from_pretrained(dir)` directly.
+
+`TRANSFORMERS_CODECS` lists the audio codecs transformers itself ships (EnCodec, DAC, Mimi, ...), keyed by
+their `model_type`; `tokenizer.codecs.transformers_codecs` wraps each in the same tokenizer API.
 """
 
 from __future__ import annotations
@@ -78,6 +81,61 @@ CODECS: dict[str, CodecSpec] = {
 }
 
 
+@dataclass(frozen=True)
+class TransformersCodecSpec:
+    """An audio codec that transformers ships, wrapped by `tokenizer.codecs.transformers_codecs`: its
+    config's `model_type` (as transformers spells it), the adapter class ("module:Class", imported on
+    first use) and `requires`, the extra package its transformers classes need ("" when none)."""
+
+    model_type: str
+    adapter: str
+    description: str
+    requires: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.model_type
+
+    @property
+    def adapter_class(self) -> type:
+        return _load(self.adapter)
+
+
+_T = "tokenizer.codecs.transformers_codecs.families:"
+TRANSFORMERS_CODECS: dict[str, TransformersCodecSpec] = {s.model_type: s for s in (
+    TransformersCodecSpec("encodec", _T + "EncodecAdapter", "EnCodec (RVQ; bandwidth -> num_quantizers)"),
+    TransformersCodecSpec("dac", _T + "DacAdapter", "Descript Audio Codec (RVQ; n_quantizers)"),
+    TransformersCodecSpec("mimi", _T + "MimiAdapter", "Mimi (split RVQ, semantic first; num_quantizers)"),
+    TransformersCodecSpec("xcodec", _T + "XcodecAdapter", "X-Codec (HuBERT + acoustic RVQ; bandwidth)"),
+    TransformersCodecSpec("higgs_audio_v2_tokenizer", _T + "HiggsAudioV2Adapter",
+                          "Higgs Audio v2 tokenizer (X-Codec layout at 24 kHz; bandwidth)", requires="torchaudio"),
+    TransformersCodecSpec("wavtokenizer", _T + "WavTokenizerAdapter", "WavTokenizer (one VQ codebook)"),
+    TransformersCodecSpec("xcodec2", _T + "Xcodec2Adapter", "X-Codec2 (w2v-BERT + acoustic, one FSQ code)",
+                          requires="torchaudio"),
+    TransformersCodecSpec("neucodec", _T + "NeuCodecAdapter", "NeuCodec (X-Codec2 layout, 16 kHz in, 24 kHz out)",
+                          requires="torchaudio"),
+)}
+
+# Audio tokenizers transformers ships whose latents are continuous: no discrete codes to wrap.
+CONTINUOUS_TRANSFORMERS_CODECS: dict[str, str] = {
+    "vibevoice_acoustic_tokenizer": "VibeVoice's acoustic tokenizer has continuous (VAE) latents, no discrete codes",
+    "pocket_tts_audio_tokenizer": "Pocket TTS's audio tokenizer has continuous latents, no discrete codes",
+}
+
+
+def transformers_codec_spec(model_type: str, where: object = None) -> TransformersCodecSpec:
+    """The wrapped transformers family of `model_type`; `ConfigError` (naming `where`) for a continuous
+    audio tokenizer or for a model type that is no audio codec we know."""
+    if model_type in TRANSFORMERS_CODECS:
+        return TRANSFORMERS_CODECS[model_type]
+    place = f" ({where})" if where is not None else ""
+    if model_type in CONTINUOUS_TRANSFORMERS_CODECS:
+        raise ConfigError(f"unsupported codec family {model_type!r}{place}: "
+                          f"{CONTINUOUS_TRANSFORMERS_CODECS[model_type]}")
+    raise ConfigError(f"model_type {model_type!r}{place} is not an audio codec this toolkit knows; known: "
+                      f"{', '.join(list(CODECS) + list(TRANSFORMERS_CODECS))}")
+
+
 def canonical_name(name: str) -> str:
     return str(name).strip().lower().replace("-", "_")
 
@@ -90,9 +148,10 @@ def get_codec_spec(name: str) -> CodecSpec:
     return CODECS[key]
 
 
-def list_codecs() -> list[str]:
-    """User-facing names of the registered codec families."""
-    return [spec.name for spec in CODECS.values()]
+def list_codecs(transformers: bool = False) -> list[str]:
+    """User-facing names of the registered codec families (with `transformers=True`, also the wrapped
+    transformers families, which load from a directory or hub id only)."""
+    return [spec.name for spec in CODECS.values()] + (list(TRANSFORMERS_CODECS) if transformers else [])
 
 
 _registered: set[str] = set()
