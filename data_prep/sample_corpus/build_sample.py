@@ -8,6 +8,9 @@ Needs a Debian/Ubuntu machine with `apt-get`, `dpkg-deb` and `ffmpeg` (for the G
 
 Writes `LibriTTS/sample/9000/1/<utt>.wav` (16 kHz mono 16-bit) + `.original.txt` (the prompt
 text) + `.normalized.txt` (`normalize_text` of it) next to this file, replacing what was there.
+`--all --out DIR` writes every prompt of at least three words without bracketed notes (about 500
+utterances, 40 minutes of one voice) in the same layout, as subset `all`: a larger corpus with texts for
+TTS experiments such as checking the MobileSpeech aligner on held-out utterances.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def prompt_texts(path: Path) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "LibriTTS")
+    parser.add_argument("--all", action="store_true", help="every usable prompt, as subset `all`")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,12 +59,17 @@ def main(argv: list[str] | None = None) -> None:
         for deb in work.glob("*.deb"):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "root")], check=True)
         texts = prompt_texts(work / "root" / TEXTS)
+        prompts, subset = PROMPTS, SUBSET
+        if args.all:
+            prompts = tuple(sorted(n for n, t in texts.items() if len(t.split()) >= 3 and not set("[]()<>") & set(t)
+                                   and (work / "root" / SOUNDS / f"{n}.g722").exists()))
+            subset = "all"
 
-        chapter = args.out / SUBSET / SPEAKER / CHAPTER
+        chapter = args.out / subset / SPEAKER / CHAPTER
         if args.out.exists():
             shutil.rmtree(args.out)
         chapter.mkdir(parents=True)
-        for n, name in enumerate(PROMPTS, 1):
+        for n, name in enumerate(prompts, 1):
             utt = f"{SPEAKER}_{CHAPTER}_{n:06d}_000000"
             source = work / "root" / SOUNDS / f"{name}.g722"
             subprocess.run(
