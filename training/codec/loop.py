@@ -109,22 +109,24 @@ def optimizer_groups(model: nn.Module, entropy_lr_mult: float) -> list[dict]:
     return groups
 
 
-COLLAPSE_INFO_BPS = 10.0
-"""Below this many bits per second of empirical entropy in its symbols, a model transmits nothing usable."""
+COLLAPSE_CHANGED = 0.01
+"""A model whose symbols for a clip differ from its symbols for silence in fewer than this share of the
+positions transmits (almost) nothing about the input."""
 COLLAPSE_D_RATIO = 0.98
 """A reconstruction whose mel distance is above this fraction of the no-input reconstruction's is no better
 than a decoder that ignores its input."""
 
 
 def collapse_reason(scores: dict) -> str | None:
-    """Why held-out `scores` (from `evaluate`) show a collapsed model, or None. Collapsed: its symbols carry
-    under COLLAPSE_INFO_BPS of information (empirical entropy over the clips), or its reconstructions are no
-    closer (mel distance) than what it makes of silent input of the same length."""
+    """Why held-out `scores` (from `evaluate`) show a collapsed model, or None. Collapsed: its symbols are
+    those of silent input (under COLLAPSE_CHANGED of them differ), or its reconstructions are no closer (mel
+    distance) than what it makes of silent input of the same length."""
     reasons = []
-    info = scores.get("code_entropy_bps")
-    if info is not None and info < COLLAPSE_INFO_BPS:
-        reasons.append(f"its symbols carry {info:.2f} bps of information (coded: y {scores.get('bps_y_coded', 0):.1f} "
-                       f"+ z {scores.get('bps_z_coded', 0):.1f} bps)")
+    changed = scores.get("symbols_changed")
+    if changed is not None and changed < COLLAPSE_CHANGED:
+        reasons.append(f"{100 * changed:.2f}% of its symbols differ from those of silent input (coded: y "
+                       f"{scores.get('bps_y_coded', 0):.1f} + z {scores.get('bps_z_coded', 0):.1f} bps, symbol "
+                       f"entropy {scores.get('code_entropy_bps', 0):.1f} bps)")
     d, d0 = scores.get("mel_distance"), scores.get("mel_distance_no_input")
     if d is not None and d0 is not None and np.isfinite(d) and np.isfinite(d0) and d >= COLLAPSE_D_RATIO * d0:
         reasons.append(f"mel distance {d:.3f} against {d0:.3f} for silent input")
@@ -180,8 +182,9 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
     Metrics: `mel_distance`, `stoi`, `mel_distance_no_input` (the reconstruction of silence of the same
     length against the clip: a collapsed model scores the same on both). Models with `coded_bits`
     (entropy-coded) add the rates their streams would have, hard-rounded and priced by the coding tables:
-    `bps_coded`, `bps_y_coded`, `bps_z_coded`, and `code_entropy_bps`, the empirical entropy of their y and
-    z symbols over all clips (per channel) per second, an upper bound on the information they carry."""
+    `bps_coded`, `bps_y_coded`, `bps_z_coded`; `code_entropy_bps`, the empirical entropy of their y and z
+    symbols over all clips (per channel) per second; `symbols_changed`, the share of y and z symbols that
+    differ from those the model sends for silence of the same length (0: the stream ignores the input)."""
     model.eval()
     samples, metrics = [], defaultdict(list)
     coded = callable(getattr(model, "coded_bits", None))
@@ -200,6 +203,9 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
             metrics["bps_y_coded"].append(float(bits["bits_y"].sum()) * per_second)
             metrics["bps_z_coded"].append(float(bits["bits_z"].sum()) * per_second)
             metrics["bps_coded"].append(metrics["bps_y_coded"][-1] + metrics["bps_z_coded"][-1])
+            silence = model.coded_bits(torch.zeros_like(x))
+            changed = sum(int((bits[p] != silence[p]).sum()) for p in ("y_symbols", "z_symbols"))
+            metrics["symbols_changed"].append(changed / sum(bits[p].numel() for p in ("y_symbols", "z_symbols")))
             for part in ("y_symbols", "z_symbols"):
                 symbols[part].append(bits[part][0])
             seconds += x.shape[-1] / sampling_rate
@@ -329,6 +335,7 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
         # ---- logging, evaluation, checkpoints
         if due(done, cfg.log_every, end):
             values["lr"] = o.lr * scale
+            values.update({f"lr/{g['name']}": g["lr"] for g in opt_g.param_groups if g["name"] != "model"})
             now = time.time()
             values["time/seconds_per_step"] = (now - t_log) / (done - last_logged)
             t_log, last_logged = now, done
