@@ -361,7 +361,7 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
                 reason = collapse_reason(scores)
                 scores["collapsed"] = float(reason is not None)
                 if reason:
-                    logger.warning("step %d: the model has collapsed (transmits nothing): %s", done, reason)
+                    logger.warning("step %d: the model has collapsed (its output ignores its input): %s", done, reason)
                 accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=done)
                 logs.update({f"eval/{k}": v for k, v in scores.items()})
                 # an eval row of its own: the step's row is already written
