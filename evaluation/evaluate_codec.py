@@ -14,6 +14,13 @@ Writes to --out:
   rows already there are not recomputed when the command is run again (resumable);
 - `summary.json`: per system, the mean / std / 95% CI of each metric, measured and Huffman bitrates,
   codebook entropy and usage, real-time factors, and Bjontegaard deltas against an anchor family;
+
+Replicates and collapsed models: several `--codec` models with the same operating point (e.g. seeds 0 and
+1 of one lambda, or of one RVQ codec) are all evaluated, named `<point>#1`, `#2`... in `--codec` order; the
+rate-distortion point of the operating point is the mean rate and mean metric over its replicates, and
+the plots and Bjontegaard deltas use those means. A model whose codes ignore the input (under 1% of its
+code positions differ from those of silence: `symbols_changed`) has collapsed: it is reported, never
+plotted, and left out of the means and the deltas.
 - `results.md`: the same as tables; `rd_<metric>.png`: a rate-distortion plot per metric;
 - `spectrograms/<utt>.png` and `audio/<system>/<utt>.wav` for the first `--num-examples` utterances;
 - `codes/<system>/<utt>.npy`: the codes (for the corpus histograms; kept for resuming).
@@ -48,7 +55,9 @@ from .systems import SpeechCodec, TokenizerCodec, operating_points, point_kinds
 logger = logging.getLogger(__name__)
 
 BASE_COLUMNS = ["family", "duration_s", "nominal_bitrate", "bits", "bitrate", "container_bitrate", "encode_s",
-                "decode_s", "rtf_encode", "rtf_decode", "delay_ms"]
+                "decode_s", "rtf_encode", "rtf_decode", "delay_ms", "symbols_changed"]
+COLLAPSE_CHANGED = 0.01
+"""Below this mean share of code positions that differ from the codes of silence, a model has collapsed."""
 
 
 def load_utterances(data: str, root: str | None = None, subsets: str | None = None,
@@ -132,6 +141,11 @@ def build_systems(args) -> list[SpeechCodec]:
                 raise CodecError(f"no codec among {', '.join(args.codec)} takes --{unused[0].replace('_', '-')}")
             for tok, kind in zip(toks, kinds):
                 systems += operating_points(tok, **{k: v for k, v in asked.items() if k in kind})
+        for name, tok in zip(args.codec, toks):
+            for system in systems:
+                if system.tok is tok:
+                    system.source = str(name)
+        _number_replicates(systems)
     elif args.num_quantizers or args.levels:
         raise CodecError("--num-quantizers / --levels need --codec")
     systems += [parse_baseline(b) for b in args.baselines]
@@ -141,6 +155,19 @@ def build_systems(args) -> list[SpeechCodec]:
     if len(set(names)) != len(names):
         raise CodecError(f"duplicate operating points {names}")
     return systems
+
+
+def _number_replicates(systems: list[TokenizerCodec]) -> None:
+    """Systems of one operating point from different models (seeds) become `<point>#1`, `#2`... A model
+    passed twice stays a duplicate (an error)."""
+    groups: dict[str, list[TokenizerCodec]] = {}
+    for system in systems:
+        system.point = system.name
+        groups.setdefault(system.name, []).append(system)
+    for point, members in groups.items():
+        if len(members) > 1 and len({m.source for m in members}) == len(members):
+            for i, member in enumerate(members, 1):
+                member.name = f"{point}#{i}"
 
 
 def evaluate_pair(system: SpeechCodec, audio: np.ndarray, sr: int, eval_sr: int, metrics: Sequence[str],
@@ -163,7 +190,8 @@ def evaluate_pair(system: SpeechCodec, audio: np.ndarray, sr: int, eval_sr: int,
         "bitrate": rt.bits / duration,
         "container_bitrate": (rt.container_bits / duration) if rt.container_bits else None,
         "encode_s": rt.encode_seconds, "decode_s": rt.decode_seconds, "rtf_encode": rt.encode_seconds / duration,
-        "rtf_decode": rt.decode_seconds / duration, "delay_ms": 1000 * delay / eval_sr, **scores,
+        "rtf_decode": rt.decode_seconds / duration, "delay_ms": 1000 * delay / eval_sr,
+        "symbols_changed": rt.symbols_changed, **scores,
         "spk_backend": speaker_backend if "spk_sim" in metrics else None, "note": "; ".join(notes) or None,
     }
     return row, deg, rt.codes
@@ -179,11 +207,41 @@ def summarize_system(system: SpeechCodec, rows: list[dict], columns: Sequence[st
            "rtf_encode": sum(r["encode_s"] for r in rows) / total,
            "rtf_decode": sum(r["decode_s"] for r in rows) / total,
            "metrics": {c: describe(r.get(c) for r in rows) for c in columns}}
+    changed = [r["symbols_changed"] for r in rows if r.get("symbols_changed") is not None]
+    out["symbols_changed"] = float(np.mean(changed)) if changed else None
+    out["collapsed"] = bool(changed) and out["symbols_changed"] < COLLAPSE_CHANGED
     if isinstance(system, TokenizerCodec):
         files = [codes_dir / safe_name(system.name) / f"{safe_name(u)}.npy" for u in utt_ids]
         codes = [np.load(f) for f in files if f.is_file()]
         if codes:
             out["codebooks"] = codebook_stats(codes, system.codebook_sizes, system.frame_rate).to_dict()
+    return out
+
+
+def rd_points(systems: list[dict], columns: Sequence[str]) -> list[dict]:
+    """One rate-distortion point per operating point: the mean measured rate and the mean of each metric's
+    mean over its replicates (seeds), collapsed systems left out. Keys as in a system summary ("family",
+    "measured_bitrate", "metrics": {column: {"mean"}}) plus "name" (the point), "replicates" (names) and,
+    per metric, "spread" (max - min over the replicates)."""
+    points: dict[str, dict] = {}
+    for s in systems:
+        if s.get("collapsed"):
+            continue
+        p = points.setdefault(s.get("point") or s["name"], {"name": s.get("point") or s["name"], "family": s["family"],
+                                                           "replicates": []})
+        p["replicates"].append(s)
+    out = []
+    for p in points.values():
+        reps = p.pop("replicates")
+        metrics = {}
+        for c in columns:
+            values = [r["metrics"][c]["mean"] for r in reps]
+            finite = [v for v in values if v is not None and math.isfinite(v)]
+            metrics[c] = {"mean": float(np.mean(finite)) if finite else math.nan,
+                          "spread": float(max(finite) - min(finite)) if finite else math.nan}
+        rates = [r["measured_bitrate"] for r in reps]
+        out.append({**p, "measured_bitrate": float(np.mean(rates)), "rate_spread": float(max(rates) - min(rates)),
+                    "metrics": metrics, "replicates": [r["name"] for r in reps]})
     return out
 
 
@@ -244,6 +302,25 @@ def write_markdown(path: Path, summary: dict, columns: Sequence[str]) -> None:
                      " / ".join(fmt(u, 2) for u in cb["usage"]) if cb else "n/a",
                      fmt(s["rtf_encode"], 4), fmt(s["rtf_decode"], 4)])
     lines.append(markdown_table(headers, rows))
+    collapsed = [s for s in summary["systems"] if s.get("collapsed")]
+    if collapsed:
+        lines.append("\n## Collapsed models (not rate-distortion points: not plotted, not in the deltas)\n")
+        lines.append(markdown_table(
+            ["System", "Model", "Measured bps", "Codes differing from silence's"] + [column_header(c) for c in columns],
+            [[s["name"], s.get("source") or "", fmt(s["measured_bitrate"], 0), f"{100 * s['symbols_changed']:.2f}%"]
+             + [fmt_stat(s["metrics"][c], total=s["num_utterances"]) for c in columns] for s in collapsed]))
+    replicated = [p for p in summary.get("rd_points", []) if len(p["replicates"]) > 1]
+    if replicated:
+        lines.append("\n## Rate-distortion points over replicates (seeds)\n")
+        lines.append("Mean over the replicates (max - min in brackets); the plots and the deltas use these means.\n")
+        lines.append(markdown_table(
+            ["Point", "Replicates", "Measured bps"] + [column_header(c) for c in columns],
+            [[p["name"], " ".join(p["replicates"]), f"{fmt(p['measured_bitrate'], 0)} ({fmt(p['rate_spread'], 0)})"]
+             + [f"{fmt(p['metrics'][c]['mean'], 3)} ({fmt(p['metrics'][c]['spread'], 3)})" for c in columns]
+             for p in replicated]))
+    sources = [s for s in summary["systems"] if s.get("source")]
+    if any("#" in s["name"] for s in sources):
+        lines.append("\nModels: " + "; ".join(f"{s['name']} = `{s['source']}`" for s in sources) + "\n")
     bd = summary["bjontegaard"]
     lines.append(f"\n## Bjontegaard deltas against `{bd['anchor']}`\n")
     if bd["results"]:
@@ -333,13 +410,14 @@ def _main(argv: list[str] | None) -> int:
         "speaker_backend": args.speaker_backend if "spk_sim" in metrics else None,
         "systems": summaries, "skipped": skipped,
     }
-    summary["bjontegaard"] = bjontegaard(summaries, columns, args.bd_anchor)
+    summary["rd_points"] = rd_points(summaries, columns)
+    summary["bjontegaard"] = bjontegaard(summary["rd_points"], columns, args.bd_anchor)
     write_json(out / "summary.json", summary)
     write_markdown(out / "results.md", summary, columns)
 
     for c in columns:
         curves: dict[str, list] = {}
-        for s in summaries:
+        for s in summary["rd_points"]:
             curves.setdefault(s["family"], []).append((s["measured_bitrate"], s["metrics"][c]["mean"], s["name"]))
         plot_rate_distortion(curves, c, out / f"rd_{c}.png")
     for u in [u for u in utts if u.id in example_ids and u.id not in skipped]:

@@ -23,7 +23,9 @@ from tokenizer.errors import CodecError
 class RoundTrip:
     """audio: float32 (T,) at the codec's rate; bits: bits of the coded representation;
     encode_seconds / decode_seconds: wall time; codes: int array (K, F) for token codecs, else None;
-    container_bits: size of the file the classic tools write (headers and framing included), if any."""
+    container_bits: size of the file the classic tools write (headers and framing included), if any;
+    symbols_changed: share of the code positions that differ from the codes of silence of the same length
+    (token codecs; 0 means the codes ignore the input: a collapsed model)."""
 
     audio: np.ndarray
     bits: int
@@ -31,6 +33,7 @@ class RoundTrip:
     decode_seconds: float
     codes: np.ndarray | None = None
     container_bits: int | None = None
+    symbols_changed: float | None = None
 
 
 class SpeechCodec(ABC):
@@ -43,6 +46,8 @@ class SpeechCodec(ABC):
 
     name: str
     family: str
+    point: str = ""
+    source: str | None = None
     sampling_rate: int
     bitrate: float
     waveform_matching: bool = True
@@ -54,7 +59,8 @@ class SpeechCodec(ABC):
 
     def info(self) -> dict[str, Any]:
         """Static facts about the system, written into the summary."""
-        return {"name": self.name, "family": self.family, "sampling_rate": self.sampling_rate,
+        return {"name": self.name, "family": self.family, "point": self.point or self.name, "source": self.source,
+                "sampling_rate": self.sampling_rate,
                 "nominal_bitrate": self.bitrate, "waveform_matching": self.waveform_matching}
 
 
@@ -113,10 +119,13 @@ class TokenizerCodec(SpeechCodec):
             t0 = time.perf_counter()
             data, stats = self.tok.compress(audio, sampling_rate=self.sampling_rate, return_stats=True)
             t1 = time.perf_counter()
-            wav, _ = self.tok.decompress(data)
+            decoded = self.tok.decode_stream(data) if hasattr(self.tok, "decode_stream") else None
+            wav = decoded.audio if decoded is not None else self.tok.decompress(data)[0]
             t2 = time.perf_counter()
+            changed = self._symbols_changed(np.asarray(decoded.codes), audio) if decoded is not None else None
             return RoundTrip(audio=np.asarray(wav, dtype=np.float32), bits=8 * stats.payload_bytes,
-                             encode_seconds=t1 - t0, decode_seconds=t2 - t1, codes=None, container_bits=8 * len(data))
+                             encode_seconds=t1 - t0, decode_seconds=t2 - t1, codes=None, container_bits=8 * len(data),
+                             symbols_changed=changed)
         t0 = time.perf_counter()
         enc = self.tok(audio, sampling_rate=self.sampling_rate, num_quantizers=self.num_quantizers)
         t1 = time.perf_counter()
@@ -125,7 +134,14 @@ class TokenizerCodec(SpeechCodec):
         codes = enc[0].numpy()
         bits = int(codes.shape[-1] * self.bits_per_frame)
         return RoundTrip(audio=np.asarray(wav, dtype=np.float32), bits=bits, encode_seconds=t1 - t0,
-                         decode_seconds=t2 - t1, codes=codes)
+                         decode_seconds=t2 - t1, codes=codes, symbols_changed=self._symbols_changed(codes, audio))
+
+    def _symbols_changed(self, codes: np.ndarray, audio: np.ndarray) -> float:
+        """Share of the positions of `codes` (K, F) that differ from the codes of silence as long as `audio`
+        (one extra encode, not timed)."""
+        silent = self.tok(np.zeros_like(audio), sampling_rate=self.sampling_rate,
+                          num_quantizers=self.num_quantizers)[0].numpy()
+        return float(np.mean(codes != silent)) if silent.shape == codes.shape else 1.0
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "frame_rate": self.frame_rate, "tokens_per_second": self.tokens_per_second,

@@ -355,7 +355,12 @@ def test_num_quantizers_is_derived_and_old_configs_still_load(tmp_path):
 def test_presets_and_config_checks():
     paper = RateAwareConfig.paper()
     assert paper.sampling_rate == 16000 and paper.hop_length == 320 and paper.frame_rate == 50
-    assert paper.num_quantizers == 96 and paper.codebook_size == 256
+    assert paper.num_quantizers == 64 + 16 and paper.codebook_size == 256
+    # the compact hyperprior (issue 16): z has ~3% of y's elements, as in CompressAI's channel-wise models
+    assert (paper.hyper_stride, paper.hyper_latent_dim) == (8, 16)
+    small = RateAwareConfig.small()
+    assert small.hyper_latent_dim / (small.latent_dim * small.hyper_stride) == pytest.approx(1 / 32)
+    assert (RateAwareConfig.tiny().hyper_stride, RateAwareConfig.tiny().hyper_latent_dim) == (2, 4)  # golden-pinned
     assert PAPER_LAMBDAS == (0.25, 0.8, 2.0, 5.5, 9.0, 18.0)
     assert RateAwareConfig.paper(rd_lambda=18.0).rd_lambda == 18.0
     assert AutoCodecConfig.for_model("rate-aware", preset="small", rd_lambda=0.25).rd_lambda == 0.25

@@ -66,6 +66,17 @@ class OptimConfig:
     The learning rate is a pure function of the step: linear warm-up over `warmup_steps`, then
     `schedule` = "cosine" (down to `min_lr_ratio` x lr at the last step), "exponential"
     (lr x `gamma` ** steps after warm-up) or "constant". `grad_clip` <= 0 disables clipping.
+
+    `entropy_lr_mult`: learning-rate multiplier of an entropy model's density parameters (models that
+    expose `density_parameters()`, e.g. the Rate-Aware codec's factorized z prior), a parameter group of
+    their own. Why 10: Adam moves a parameter by about lr per step, and sharpening the density of an unused
+    z channel to a spike takes moves of 0.5-1, more than a 1200-step cosine run at 5e-4 allows; a z that
+    carries nothing then still costs ~0.23 bits per element coded (training-audit section 1 and appendix
+    A1: 180 bps at paper widths), and x10 removed that floor and cut z's coded rate 3-4x at unchanged D
+    (small preset, lambda 0.8: 302 -> 82 bps and 342 -> 108 bps over two seeds). CompressAI's practice is
+    the same idea: its entropy bottleneck's quantiles train with their own auxiliary optimizer at 10x the
+    main rate (1e-3 vs 1e-4), while its densities get ~10^6 steps at the main rate, a budget a CPU study
+    does not have. 1 gives a single group at `lr`.
     """
 
     lr: float = 2e-4
@@ -78,6 +89,7 @@ class OptimConfig:
     schedule: str = "cosine"
     min_lr_ratio: float = 0.0
     gamma: float = 0.9999
+    entropy_lr_mult: float = 10.0
 
 
 GAN_REDUCTIONS = ("per_family", "sum", "mean")
@@ -193,6 +205,13 @@ class TrainConfig:
     the rate being the model output's `rate_loss` in bits per audio sample; see `loop.py`). lambda_rd
     None (default) takes the model config's `rd_lambda`; a value given here is also written into the
     model config, so an exported checkpoint records the trade-off it was trained for.
+    lambda_warmup_steps / lambda_warmup_start: anneal lambda geometrically from `lambda_warmup_start` to
+    the run's lambda over the first `lambda_warmup_steps` steps (0: none). Trained from scratch at a low
+    lambda, a model can collapse (nothing transmitted, D that of a decoder without input); starting at a
+    higher lambda avoids it (training-audit section 2: 0.8 -> 0.05 over 400 of 1200 steps reached D 10.5
+    where the plain run collapsed at 26.3). A start below the run's lambda is raised to it: the schedule
+    never anneals upwards. The alternative is a warm start: `model.init_from` a higher-lambda export with
+    `lambda_rd` set (weights from its model.safetensors; the optimizer starts fresh).
     stop_at: end this invocation after that step (state saved), to continue later with `--resume`;
     the LR schedule still spans `steps`. resume: "" (fresh), "latest" or a state directory.
     mixed_precision: "bf16" / "fp16" on a GPU only (float32 elsewhere, with a warning); with the GAN
@@ -206,6 +225,8 @@ class TrainConfig:
     mixed_precision: str = "no"
     objective: str = "reconstruction"
     lambda_rd: float | None = None
+    lambda_warmup_steps: int = 0
+    lambda_warmup_start: float | None = None
     disc_start_step: int = 0
     log_every: int = 10
     eval_every: int = 500
@@ -234,6 +255,11 @@ class TrainConfig:
                 raise ConfigError(f"{key}={get_dotted(self, key)} must be >= 1")
         if self.lambda_rd is not None and self.lambda_rd <= 0:
             raise ConfigError(f"lambda_rd={self.lambda_rd} must be > 0")
+        if self.lambda_warmup_steps < 0 or (self.lambda_warmup_steps and not (self.lambda_warmup_start or 0) > 0):
+            raise ConfigError(f"lambda_warmup_steps={self.lambda_warmup_steps} needs lambda_warmup_start > 0 (got "
+                              f"{self.lambda_warmup_start})")
+        if self.optim.entropy_lr_mult <= 0:
+            raise ConfigError(f"optim.entropy_lr_mult={self.optim.entropy_lr_mult} must be > 0")
         if self.data.segment_seconds <= 0:
             raise ConfigError(f"data.segment_seconds={self.data.segment_seconds} must be > 0")
 

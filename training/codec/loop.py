@@ -12,7 +12,10 @@ Objectives: "reconstruction": loss = sum of weighted reconstruction terms + weig
 (+ adversarial and feature-matching terms). "rate_distortion": loss = rate + lambda_rd x distortion
 (+ weighted commitment), where distortion is everything above but the commitment term and rate is the
 model output's `rate_loss`, in bits per audio sample (so rate x sampling_rate is bits per second, logged
-as `rate/bps`); a model whose output's `rate_loss` is None is refused.
+as `rate/bps_est`: the training-mode estimate, noise relaxation included); a model whose output's
+`rate_loss` is None is refused. lambda follows `lambda_at` (optional geometric warm-up from a higher
+lambda). Evaluation logs what streams would cost (`eval/bps_coded`, hard rounding and the coding tables)
+and warns when a model has collapsed (`collapse_reason`, `eval/collapsed`).
 
 Reproducibility and resume: the learning rate is a pure function of the step, crops are drawn from
 (seed, step, micro-batch, rank), and torch's global generator is re-seeded from (seed, step) at every step
@@ -102,11 +105,71 @@ def check_disc_state(state: Path, disc: nn.Module) -> None:
                           "before the multi-scale discriminator) or start a new run")
 
 
+def lambda_at(step: int, cfg: TrainConfig, lambda_rd: float) -> float:
+    """The rate-distortion weight at `step` (0-based): geometric from max(lambda_warmup_start, lambda_rd)
+    down to `lambda_rd` over the first `lambda_warmup_steps` steps, then `lambda_rd`."""
+    if step >= cfg.lambda_warmup_steps:
+        return lambda_rd
+    start = max(float(cfg.lambda_warmup_start), lambda_rd)
+    return start * (lambda_rd / start) ** (step / cfg.lambda_warmup_steps)
+
+
+def optimizer_groups(model: nn.Module, entropy_lr_mult: float) -> list[dict]:
+    """AdamW parameter groups, each with an `lr_mult` on the scheduled learning rate: "model" (x1) and,
+    for models with `density_parameters()`, "entropy" (x `entropy_lr_mult`, see `OptimConfig`)."""
+    density = model.density_parameters() if callable(getattr(model, "density_parameters", None)) else []
+    ids = {id(p) for p in density}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "name": "model", "lr_mult": 1.0}]
+    if density:
+        groups.append({"params": list(density), "name": "entropy", "lr_mult": float(entropy_lr_mult)})
+    return groups
+
+
+COLLAPSE_CHANGED = 0.01
+"""A model whose symbols for a clip differ from its symbols for silence in fewer than this share of the
+positions transmits (almost) nothing about the input."""
+COLLAPSE_D_RATIO = 0.98
+"""A reconstruction whose mel distance is above this fraction of the no-input reconstruction's is no better
+than a decoder that ignores its input."""
+
+
+def collapse_reason(scores: dict) -> str | None:
+    """Why held-out `scores` (from `evaluate`) show a collapsed model, or None. Collapsed: its symbols are
+    those of silent input (under COLLAPSE_CHANGED of them differ), or its reconstructions are no closer (mel
+    distance) than what it makes of silent input of the same length."""
+    reasons = []
+    changed = scores.get("symbols_changed")
+    if changed is not None and changed < COLLAPSE_CHANGED:
+        reasons.append(f"{100 * changed:.2f}% of its symbols differ from those of silent input (coded: y "
+                       f"{scores.get('bps_y_coded', 0):.1f} + z {scores.get('bps_z_coded', 0):.1f} bps, symbol "
+                       f"entropy {scores.get('code_entropy_bps', 0):.1f} bps)")
+    d, d0 = scores.get("mel_distance"), scores.get("mel_distance_no_input")
+    if d is not None and d0 is not None and np.isfinite(d) and np.isfinite(d0) and d >= COLLAPSE_D_RATIO * d0:
+        reasons.append(f"mel distance {d:.3f} against {d0:.3f} for silent input")
+    return "; ".join(reasons) or None
+
+
+def empirical_entropy_bits(symbols: list[torch.Tensor]) -> float:
+    """Sum over channels of each channel's empirical entropy (bits per symbol) over every frame of every
+    item; `symbols`: int tensors (C, F_i) with the same C."""
+    flat = torch.cat([s.reshape(s.shape[0], -1).cpu() for s in symbols], dim=1)
+    total = 0.0
+    for row in flat:
+        _, counts = torch.unique(row, return_counts=True)
+        p = counts.double() / counts.sum()
+        total += float(-(p * torch.log2(p)).sum())
+    return total
+
+
 def match_length(audio: torch.Tensor, length: int) -> torch.Tensor:
     """Trim or zero-pad (B, 1, T') to T = `length` samples (decoders emit whole frames)."""
     if audio.shape[-1] >= length:
         return audio[..., :length]
     return torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
+
+
+def _mel_distance(reference: np.ndarray, estimate: np.ndarray, sampling_rate: int) -> float:
+    return metrics.mel_distance(reference, estimate, sampling_rate)  # `evaluate` shadows the module name
 
 
 def audio_metrics(reference: np.ndarray, estimate: np.ndarray, sampling_rate: int) -> dict:
@@ -130,20 +193,45 @@ def spectrogram_image(reference: torch.Tensor, estimate: torch.Tensor) -> np.nda
 
 @torch.no_grad()
 def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
-    """Reconstruct each held-out clip alone in eval mode -> (mean metrics, [(id, ref, est)])."""
+    """Reconstruct each held-out clip alone in eval mode -> (mean metrics, [(id, ref, est)]).
+
+    Metrics: `mel_distance`, `stoi`, `mel_distance_no_input` (the reconstruction of silence of the same
+    length against the clip: a collapsed model scores the same on both). Models with `coded_bits`
+    (entropy-coded) add the rates their streams would have, hard-rounded and priced by the coding tables:
+    `bps_coded`, `bps_y_coded`, `bps_z_coded`; `code_entropy_bps`, the empirical entropy of their y and z
+    symbols over all clips (per channel) per second; `symbols_changed`, the share of y and z symbols that
+    differ from those the model sends for silence of the same length (0: the stream ignores the input)."""
     model.eval()
     samples, metrics = [], defaultdict(list)
+    coded = callable(getattr(model, "coded_bits", None))
+    symbols, seconds = defaultdict(list), 0.0
     for clip_id, clip in clips:
         x = torch.from_numpy(clip)[None, None].to(device)
         output = model(x)
         y = match_length(output.audio.float(), x.shape[-1])[0, 0].cpu().numpy()
         for k, v in audio_metrics(clip, y, sampling_rate).items():
             metrics[k].append(v)
-        if output.bits is not None:  # entropy-coded models: estimated rate of this clip
-            metrics["bps"].append(float(output.bits.sum()) * sampling_rate / x.shape[-1])
+        silent = match_length(model(torch.zeros_like(x)).audio.float(), x.shape[-1])[0, 0].cpu().numpy()
+        metrics["mel_distance_no_input"].append(_mel_distance(clip, silent, sampling_rate))
+        if coded:
+            bits = model.coded_bits(x)
+            per_second = sampling_rate / x.shape[-1]
+            metrics["bps_y_coded"].append(float(bits["bits_y"].sum()) * per_second)
+            metrics["bps_z_coded"].append(float(bits["bits_z"].sum()) * per_second)
+            metrics["bps_coded"].append(metrics["bps_y_coded"][-1] + metrics["bps_z_coded"][-1])
+            silence = model.coded_bits(torch.zeros_like(x))
+            changed = sum(int((bits[p] != silence[p]).sum()) for p in ("y_symbols", "z_symbols"))
+            metrics["symbols_changed"].append(changed / sum(bits[p].numel() for p in ("y_symbols", "z_symbols")))
+            for part in ("y_symbols", "z_symbols"):
+                symbols[part].append(bits[part][0])
+            seconds += x.shape[-1] / sampling_rate
         samples.append((clip_id, clip, y))
     model.train()
-    return {k: float(np.nanmean(v)) if not all(np.isnan(v)) else float("nan") for k, v in metrics.items()}, samples
+    scores = {k: float(np.nanmean(v)) if not all(np.isnan(v)) else float("nan") for k, v in metrics.items()}
+    if symbols:
+        scores["code_entropy_bps"] = sum(empirical_entropy_bits(v) * sum(s.shape[-1] for s in v)
+                                         for v in symbols.values()) / seconds
+    return scores, samples
 
 
 def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | None = None) -> TrainResult:
@@ -177,7 +265,8 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
     torch.manual_seed(cfg.seed + 1)
     disc = Discriminators(cfg.disc) if use_disc else None
     o = cfg.optim
-    opt_g = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    opt_g = torch.optim.AdamW(optimizer_groups(model, o.entropy_lr_mult), lr=o.lr, betas=tuple(o.betas),
+                              weight_decay=o.weight_decay)
     if disc is not None:
         opt_d = torch.optim.AdamW(disc.parameters(), lr=o.disc_lr or o.lr, betas=tuple(o.betas),
                                   weight_decay=o.weight_decay)
@@ -208,7 +297,8 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         scale = lr_scale(step, cfg.steps, o.warmup_steps, o.schedule, o.min_lr_ratio, o.gamma)
         for group in opt_g.param_groups:
-            group["lr"] = o.lr * scale
+            group["lr"] = o.lr * scale * group["lr_mult"]
+        lam = lambda_at(step, cfg, lambda_rd) if lambda_rd is not None else None
         gan = disc is not None and step >= cfg.disc_start_step
         if gan:
             for group in opt_d.param_groups:
@@ -246,7 +336,7 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
                     if output.rate_loss is None:
                         raise ConfigError("objective=rate_distortion needs a model whose output has rate_loss")
                     terms["rate"] = output.rate_loss
-                    loss = (rate_distortion_loss(output.rate_loss, distortion, lambda_rd)
+                    loss = (rate_distortion_loss(output.rate_loss, distortion, lam)
                             + cfg.loss.commit * terms["commit"])
                 accelerator.backward(loss / accum)
             values["loss/total"] += float(loss.detach()) / accum
@@ -265,14 +355,19 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
         # ---- logging, evaluation, checkpoints
         if due(done, cfg.log_every, end):
             values["lr"] = o.lr * scale
+            values.update({f"lr/{g['name']}": g["lr"] for g in opt_g.param_groups if g["name"] != "model"})
             now = time.time()
             values["time/seconds_per_step"] = (now - t_log) / (done - last_logged)
             t_log, last_logged = now, done
-            values.update({f"codebook/{k}": float(v) for k, v in output.stats.items()})
+            # Rates in training mode are the noise-relaxation estimates the loss uses ("_est"): an element the
+            # coder sends for ~0 bits still counts ~0.15 bits there. Coded rates: eval/bps_coded.
+            values.update({f"rate/{k}_est" if k.startswith("bps") else f"codebook/{k}": float(v)
+                           for k, v in output.stats.items()})
             if "loss/rate" in values:
-                values["rate/bps"] = values["loss/rate"] * sr
+                values["rate/bps_est"] = values["loss/rate"] * sr
+                values["lambda_rd"] = lam
             if output.bits is not None:
-                values["rate/bits"] = float(torch.as_tensor(output.bits).detach().float().mean())
+                values["rate/bits_est"] = float(torch.as_tensor(output.bits).detach().float().mean())
             values = dict(values)
             logs = {"step": done, **values}
             history.append(logs)
@@ -283,6 +378,10 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
         if due(done, cfg.eval_every, cfg.steps):
             if main:
                 scores, samples = evaluate(accelerator.unwrap_model(model), data.eval_clips(), sr, device)
+                reason = collapse_reason(scores)
+                scores["collapsed"] = float(reason is not None)
+                if reason:
+                    logger.warning("step %d: the model has collapsed (its output ignores its input): %s", done, reason)
                 accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=done)
                 logs.update({f"eval/{k}": v for k, v in scores.items()})
                 # an eval row of its own: the step's row is already written

@@ -39,7 +39,7 @@ from ...modules.conv import conv_output_lengths
 from ...modules.masking import zero_past_lengths
 from .configuration_rate_aware import RateAwareConfig
 from .context_model import ChannelwiseEntropyModel, LatentContext
-from .entropy import FactorizedPrior, ScaleTable, gaussian_likelihood, quantize_pmf, ste_round
+from .entropy import FactorizedPrior, ScaleTable, gaussian_likelihood, quantize_pmf, ste_round, table_bits
 from .transforms import Analysis, HyperAnalysis, Synthesis, spectral_features
 
 
@@ -108,6 +108,26 @@ class RateAwareModel(CodecModel):
         self.prior_counts.copy_(torch.from_numpy(counts).to(self.prior_counts))
         self.prior_counts_key.fill_(key)
         return True
+
+    def density_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters of z's factorized density (the trainer gives them their own learning rate:
+        `training.codec.config.OptimConfig.entropy_lr_mult`)."""
+        return list(self.prior.parameters())
+
+    @torch.no_grad()
+    def coded_bits(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What `compress` would spend on each item of audio (B, 1, T) (unpadded batch), in eval mode:
+        hard-rounded symbols priced by the integer coding tables (-log2 of their counts; the range coder
+        matches this to well under 1%). Returns {"bits_y", "bits_z"} (B,) float64 and the symbols
+        {"y_symbols" (B, latent_dim, F), "z_symbols" (B, hyper_latent_dim, F_z)} int64. Rebuilds stale z
+        tables first."""
+        self.update_entropy_tables()
+        q, z_sym, _, ctx = self.quantize(audio)
+        m = self.config.symbol_offset
+        channels = torch.arange(self.config.hyper_latent_dim, device=z_sym.device)[None, :, None]
+        bits_z = table_bits(self.prior_counts, channels.expand_as(z_sym), z_sym, m).sum((1, 2))
+        bits_y = table_bits(self.gaussian_counts, ctx.scale_index, q, m).sum((1, 2))
+        return {"bits_y": bits_y, "bits_z": bits_z, "y_symbols": q, "z_symbols": z_sym}
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.update_entropy_tables()
