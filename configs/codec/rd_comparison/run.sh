@@ -28,6 +28,7 @@ OUT=${OUT:-docs/reports/rate_aware_vs_rvq}
 STEPS=${STEPS:-1200}
 read -r -a LAMBDAS <<< "${LAMBDAS:-0.1 0.3 1.0 2.0 4.0}"   # below 0.8: lambda warm-up (rate_aware.yaml)
 read -r -a SEEDS <<< "${SEEDS:-0 1}"
+read -r -a KS <<< "${NUM_QUANTIZERS:-3 4 5 6 7 8}"   # Language-Codec operating points evaluated
 LIBRISPEECH_MINI=${LIBRISPEECH_MINI:-/work/shared/data/librispeech-mini}
 HOLDOUT=(8324 839 8419 8425 8465 8468 8580 8609 8629 8630 87 8747 8770 8797 8838 887 89 8975 909 911)
 export OMP_NUM_THREADS=1
@@ -71,6 +72,6 @@ done
 export OMP_NUM_THREADS=2
 "$PY" -m evaluation.evaluate_codec \
     --codec "${CODECS_LC[@]}" "${CODECS_RA[@]}" \
-    --num-quantizers 3 4 5 6 7 8 --bd-anchor language-codec \
+    --num-quantizers "${KS[@]}" --bd-anchor language-codec \
     --metrics pesq_wb visqol mel_distance stoi \
     --data "$HELD" --out "$OUT" --num-examples 2 ${MAX_UTTERANCES:+--max-utterances "$MAX_UTTERANCES"}
