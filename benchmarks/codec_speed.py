@@ -10,23 +10,13 @@ CPUs vary run to run, which is why both models are measured here, interleaved, a
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from transformers import EncodecConfig, EncodecModel
 
 from tokenizer import AutoCodecConfig, AutoCodecTokenizer
+from timing import median_time
 
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -51,10 +41,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ours_codes, _ = model.encode(x)
             enc_out = encodec.encode(xe, bandwidth=6.0)
             audio_s = b * args.seconds
-            ours_enc = _median_time(lambda: model.encode(x), args.repeats) / audio_s
-            ref_enc = _median_time(lambda: encodec.encode(xe, bandwidth=6.0), args.repeats) / audio_s
-            ours_dec = _median_time(lambda: model.decode(ours_codes), args.repeats) / audio_s
-            ref_dec = _median_time(lambda: encodec.decode(enc_out.audio_codes, enc_out.audio_scales), args.repeats) / audio_s
+            ours_enc = median_time(lambda: model.encode(x), args.repeats) / audio_s
+            ref_enc = median_time(lambda: encodec.encode(xe, bandwidth=6.0), args.repeats) / audio_s
+            ours_dec = median_time(lambda: model.decode(ours_codes), args.repeats) / audio_s
+            ref_dec = median_time(lambda: encodec.decode(enc_out.audio_codes, enc_out.audio_scales), args.repeats) / audio_s
             rows += [
                 {"batch": b, "direction": "encode", "ours_rtf": ours_enc, "encodec_rtf": ref_enc},
                 {"batch": b, "direction": "decode", "ours_rtf": ours_dec, "encodec_rtf": ref_dec},

@@ -14,26 +14,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import statistics
-import time
 
 import numpy as np
 import torch
 
 from tokenizer import AutoCodecConfig, AutoCodecTokenizer
 from tokenizer.registry import TRANSFORMERS_CODECS
+from timing import median_time
 
 OURS = {"language-codec": "paper", "stable-codec": "small", "rate-aware": "paper"}
 
-
-def _median(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _transformers_tok(model_type: str):
@@ -47,8 +37,8 @@ def measure(tok, seconds: float, repeats: int) -> dict:
     sr = tok.sampling_rate
     audio = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * sr))).astype(np.float32)
     enc = tok(audio, sampling_rate=sr)
-    t_enc = _median(lambda: tok(audio, sampling_rate=sr), repeats)
-    t_dec = _median(lambda: tok.decode(enc), repeats)
+    t_enc = median_time(lambda: tok(audio, sampling_rate=sr), repeats)
+    t_dec = median_time(lambda: tok.decode(enc), repeats)
     params = sum(p.numel() for p in tok.model.parameters())
     return {"params_m": params / 1e6, "sr": sr, "frame_rate": tok.frame_rate, "k": tok.num_quantizers,
             "encode_rtf": t_enc / seconds, "decode_rtf": t_dec / seconds}

@@ -15,24 +15,14 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import statistics
-import time
 
 import torch
 
 from tts.generation import GenerationConfig
 from tts.mobilespeech import MaskDecodingConfig, MobileSpeechConfig, MobileSpeechModel
 from tts.valle import ValleConfig, ValleModel
+from timing import median_time
 
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -85,8 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
         got["ms"] = ms.generate(phonemes, prompts, targets, ms_cfg)
 
     with torch.inference_mode():
-        t_valle = _median_time(run_valle, args.repeats)
-        t_ms = _median_time(run_ms, args.repeats)
+        t_valle = median_time(run_valle, args.repeats)
+        t_ms = median_time(run_ms, args.repeats)
     audio = {k: sum(c.shape[-1] for c in v) / args.frame_rate for k, v in got.items()}
     rtf_valle, rtf_ms = t_valle / audio["valle"], t_ms / audio["ms"]
     steps = ms.config.level_steps(args.steps)

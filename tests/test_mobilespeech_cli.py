@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from tts.cli import synth_main, train_main
+from tts.cli import train_main
 from tts.generation import GenerationConfig
 from tts.mobilespeech import MaskDecodingConfig, MobileSpeechModel
 from tts.synthesis import Request, Synthesizer

@@ -18,7 +18,7 @@ from torch import nn
 from tokenizer import AutoCodecTokenizer, ConfigError
 from training.codec import list_utterances, load_config, train as _train
 from training.codec.cli import main
-from training.codec.config import DataConfig, LossConfig, OptimConfig, parse_overrides
+from training.codec.config import DataConfig, LossConfig, parse_overrides
 from training.codec.data import CodecData, filename_speaker
 from training.codec.discriminators import (STABLE_CODEC_FFT_SIZES, Discriminators, MultiPeriodDiscriminator,
                                             MultiResolutionDiscriminator, MultiScaleSTFTDiscriminator)
@@ -317,7 +317,7 @@ def test_cli_tiny_run_exports_a_loadable_codec(wav_dir, tmp_path, capsys):
             "codebook/usage/0"} <= set(history[0])
     assert {"loss/adversarial", "loss/feature_matching", "grad_norm/discriminator"} <= set(history[3])
     assert [(e["step"], sorted(e)) for e in _history(out, "eval/stoi")] == [
-        (s, ["eval/mel_distance", "eval/stoi", "step"]) for s in (2, 4)]
+        (s, ["eval/collapsed", "eval/mel_distance", "eval/mel_distance_no_input", "eval/stoi", "step"]) for s in (2, 4)]
     assert list(out.glob("codec/events.out.tfevents.*"))
     assert sorted(p.name for p in (out / "state").iterdir()) == ["step-2", "step-4"]
     tok = AutoCodecTokenizer.from_pretrained(out / "final")

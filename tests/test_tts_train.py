@@ -170,3 +170,18 @@ def test_config_files_spell_out_the_presets(preset):
 
     path = Path(__file__).resolve().parents[1] / "configs" / "tts" / f"valle_{preset}.yaml"
     assert load_train_config("valle", preset, path) == load_train_config("valle", preset)
+
+
+def test_every_tts_config_file_loads_and_names_its_model():
+    """Every YAML under configs/tts (presets, Table 2, experiment configs) loads with the model it names:
+    a misspelt key or section fails here rather than at the start of a long run."""
+    from pathlib import Path
+
+    import yaml
+
+    paths = sorted((Path(__file__).resolve().parents[1] / "configs" / "tts").rglob("*.yaml"))
+    assert len(paths) >= 5
+    for path in paths:
+        raw = yaml.safe_load(path.read_text())
+        cfg = load_train_config(raw["model"], raw.get("preset", "tiny"), str(path))
+        assert cfg.model == raw["model"], path

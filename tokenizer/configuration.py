@@ -26,23 +26,10 @@ _NOT_ARCHITECTURE = {
 }
 
 
-class CodecConfig(PreTrainedConfig):
-    """Fields every codec has: `sampling_rate` (Hz), `num_quantizers` (codes per frame used by default),
-    `codebook_size` (entries per codebook). Subclasses define `hop_length` and may override
-    `codebook_sizes` when stages differ."""
-
-    model_type = "codec"
-    sampling_rate: int = 24000
-    num_quantizers: int = 8
-    codebook_size: int = 1024
-
-    PRESETS: ClassVar[tuple[str, ...]] = ()
-    DERIVED: ClassVar[tuple[str, ...]] = ()
-
-    @property
-    def hop_length(self) -> int:
-        """Samples per frame."""
-        raise NotImplementedError
+class RateProperties:
+    """What follows from `sampling_rate`, `hop_length`, `num_quantizers` and `codebook_size`: frame rate,
+    bits and tokens per second, and the config hash over `to_dict()`'s architecture fields. Shared by our
+    `CodecConfig` and the view of a wrapped transformers codec (`transformers_codecs.base`)."""
 
     @property
     def frame_rate(self) -> float:
@@ -70,12 +57,6 @@ class CodecConfig(PreTrainedConfig):
     def tokens_per_second(self) -> float:
         return self.frame_rate * self.num_quantizers
 
-    def to_dict(self) -> dict:
-        out = super().to_dict()
-        for name in self.DERIVED:
-            out[name] = getattr(self, name)
-        return out
-
     def architecture_dict(self) -> dict:
         return {k: v for k, v in self.to_dict().items() if k not in _NOT_ARCHITECTURE}
 
@@ -84,6 +65,31 @@ class CodecConfig(PreTrainedConfig):
         from the same weights' family (recorded in shard manifests)."""
         blob = json.dumps(self.architecture_dict(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class CodecConfig(RateProperties, PreTrainedConfig):
+    """Fields every codec has: `sampling_rate` (Hz), `num_quantizers` (codes per frame used by default),
+    `codebook_size` (entries per codebook). Subclasses define `hop_length` and may override
+    `codebook_sizes` when stages differ."""
+
+    model_type = "codec"
+    sampling_rate: int = 24000
+    num_quantizers: int = 8
+    codebook_size: int = 1024
+
+    PRESETS: ClassVar[tuple[str, ...]] = ()
+    DERIVED: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def hop_length(self) -> int:
+        """Samples per frame."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        for name in self.DERIVED:
+            out[name] = getattr(self, name)
+        return out
 
     @classmethod
     def preset(cls, name: str) -> "CodecConfig":

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 
 from .errors import CodecError, ConfigError
-from .registry import CODECS, TRANSFORMERS_CODECS, canonical_name, get_codec_spec, transformers_codec_spec
+from .registry import CODECS, canonical_name, get_codec_spec, transformers_codec_spec
 
 # Trained weights shipped inside the package: tokenizer/pretrained/<model_type>/{config.json, model.safetensors}.
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"

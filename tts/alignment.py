@@ -28,7 +28,6 @@ LongTensor (B, P) in codec frames.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Sequence
 
@@ -120,7 +119,6 @@ def hard_alignment(log_likelihood: torch.Tensor, num_phonemes: torch.Tensor, num
     phonemes in order. Durations are `path.sum(-1)`. An item with fewer frames than phonemes (no such path)
     gets even durations (some phonemes 0 frames)."""
     B, P, T = log_likelihood.shape
-    device = log_likelihood.device
     pm = length_mask(num_phonemes, P)
     fm = length_mask(num_frames, T)
     mask = (pm[:, :, None] & fm[:, None, :]).float()

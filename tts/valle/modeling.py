@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import LlamaConfig, LlamaModel
 
-from ..data import TTSBatch, pad
+from ..data import TTSBatch
 from ..errors import TTSError
 from ..generation import GenerationConfig, sample_next
 from ..model import TTSModel, TTSOutput

@@ -15,9 +15,7 @@ model is batch invariant.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import math
 import os
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ...configuration import _NOT_ARCHITECTURE
+from ...configuration import RateProperties
 from ...errors import CodecError, ConfigError
 from ...loading import quiet_progress_bars, transformers_codec_source
 from ...modeling import state_dict_digest
@@ -36,8 +34,7 @@ from ...registry import TransformersCodecSpec, transformers_codec_spec
 from ...tokenization import CodecTokenizer
 
 
-
-class TransformersCodecConfig:
+class TransformersCodecConfig(RateProperties):
     """The toolkit's config contract read off a wrapped transformers codec: `model_type`, `sampling_rate`
     (Hz), `hop_length` (samples per frame), `frame_rate` (Hz), `num_quantizers` (the family's own default
     operating point), `codebook_size`, `codebook_sizes(k)`, `bitrate_for(k)` (bits per second), `bitrate`,
@@ -62,10 +59,6 @@ class TransformersCodecConfig:
         return self._model.hop_length
 
     @property
-    def frame_rate(self) -> float:
-        return self.sampling_rate / self.hop_length
-
-    @property
     def num_quantizers(self) -> int:
         return self._model.default_num_quantizers
 
@@ -73,35 +66,8 @@ class TransformersCodecConfig:
     def codebook_size(self) -> int:
         return self._model.codebook_size
 
-    def codebook_sizes(self, num_quantizers: int | None = None) -> list[int]:
-        k = self.num_quantizers if num_quantizers is None else num_quantizers
-        return [self.codebook_size] * k
-
-    def bits_per_frame(self, num_quantizers: int | None = None) -> int:
-        return sum(math.ceil(math.log2(n)) for n in self.codebook_sizes(num_quantizers))
-
-    def bitrate_for(self, num_quantizers: int | None = None) -> float:
-        """Nominal bits per second: frame_rate x sum(ceil(log2 codebook size)) over the K codebooks."""
-        return self.frame_rate * self.bits_per_frame(num_quantizers)
-
-    @property
-    def bitrate(self) -> float:
-        return self.bitrate_for()
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.frame_rate * self.num_quantizers
-
     def to_dict(self) -> dict:
         return self.hf.to_dict()
-
-    def architecture_dict(self) -> dict:
-        return {k: v for k, v in self.to_dict().items() if k not in _NOT_ARCHITECTURE}
-
-    def config_hash(self) -> str:
-        """Short sha256 of the transformers config's architecture fields (as `CodecConfig.config_hash`)."""
-        blob = json.dumps(self.architecture_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 class TransformersCodecModel(torch.nn.Module):
