@@ -266,34 +266,61 @@ def test_hub_id_without_hub_access_or_local_copy(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ corpus, TTS, evaluation
-@pytest.mark.skipif(not HAS_ESPEAK, reason="phoneme ids need espeak-ng")
-def test_tokenize_corpus_with_encodec_trains_valle(tmp_path):
+def _tokenize_sample(codec, tokens, k: int) -> dict:
     from data_prep.sample_corpus import SAMPLE_ROOT
     from data_prep.tokenize_corpus import main as tokenize_main
-    from tts.trainer import load_train_config, train
 
-    # 24 kHz, hop 320 (75 Hz, as facebook/encodec_24khz), 64 entries: 0.9 / 1.8 kbps = K 2 / 4
-    codec = save_tiny("encodec", tmp_path / "encodec", sampling_rate=24000, upsampling_ratios=[8, 5, 4, 2],
-                      target_bandwidths=[0.9, 1.8])
-    tokens = tmp_path / "tokens"
     assert tokenize_main(["libritts", "--codec", str(codec), "--root", str(SAMPLE_ROOT), "--out", str(tokens),
-                          "--num-workers", "0", "--shard-size", "8", "--num-quantizers", "4"]) == 0
+                          "--num-workers", "0", "--shard-size", "8", "--num-quantizers", str(k)]) == 0
     manifest = json.loads((tokens / "manifest.json").read_text())
     tok = AutoCodecTokenizer.from_pretrained(codec)
     for key in ("model_type", "config_hash", "weights_digest"):
-        assert manifest["codec"][key] == tok.codec_info(4)[key]
-    assert manifest["codec"]["num_quantizers"] == 4 and manifest["codec"]["frame_rate"] == 75
-    assert manifest["counts"]["utterances"] > 10
+        assert manifest["codec"][key] == tok.codec_info(k)[key]
+    assert manifest["codec"]["num_quantizers"] == k and manifest["counts"]["utterances"] > 10
+    return manifest
 
-    values = {"data": {"dirs": [str(tokens)], "max_tokens": 1200, "valid_utterances": 2}, "steps": 1,
-              "out_dir": str(tmp_path / "run"), "log_every": 1, "eval_every": 100, "save_every": 100,
+
+# Tiny TTS models: one optimizer step each on the shards.
+TTS_OVERRIDES = {
+    "valle": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
+    "mobilespeech": {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64, "encoder_layers": 1,
+                     "prompt_encoder_layers": 1, "decoder_layers": 1, "duration_layers": 1, "aligner_dim": 16},
+}
+
+
+def _one_tts_step(model: str, tokens, out, max_tokens: int = 1200) -> None:
+    from tts.trainer import load_train_config, train
+
+    values = {"data": {"dirs": [str(tokens)], "max_tokens": max_tokens, "valid_utterances": 2}, "steps": 1,
+              "out_dir": str(out), "log_every": 1, "eval_every": 100, "save_every": 100,
               "sample_every": 0, "log_with": "none", "optim": {"warmup_steps": 1},
-              "overrides": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                            "intermediate_size": 64}}
-    result = train(load_train_config("valle", "tiny", overrides=values))
+              "overrides": TTS_OVERRIDES[model]}
+    result = train(load_train_config(model, "tiny", overrides=values))
     assert result.step == 1
-    losses = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in losses if "loss" in r] == [1] and all(math.isfinite(r["loss"]) for r in losses if "loss" in r)
+    losses = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in losses if "loss" in r]
+    assert [r["step"] for r in steps] == [1] and all(math.isfinite(r["loss"]) for r in steps)
+
+
+@pytest.mark.skipif(not HAS_ESPEAK, reason="phoneme ids need espeak-ng")
+def test_tokenize_corpus_with_encodec_trains_valle_and_mobilespeech(tmp_path):
+    # 24 kHz, hop 320 (75 Hz, as facebook/encodec_24khz), 64 entries: 0.9 / 1.8 kbps = K 2 / 4
+    codec = save_tiny("encodec", tmp_path / "encodec", sampling_rate=24000, upsampling_ratios=[8, 5, 4, 2],
+                      target_bandwidths=[0.9, 1.8])
+    manifest = _tokenize_sample(codec, tmp_path / "tokens", 4)
+    assert manifest["codec"]["frame_rate"] == 75
+    for model in ("valle", "mobilespeech"):
+        _one_tts_step(model, tmp_path / "tokens", tmp_path / model)
+
+
+@pytest.mark.skipif(not HAS_ESPEAK, reason="phoneme ids need espeak-ng")
+def test_tokenize_corpus_with_each_family_trains_valle(family_dir, tmp_path):
+    family, directory = family_dir
+    k = max(FAMILIES[family][1])
+    manifest = _tokenize_sample(directory, tmp_path / "tokens", k)
+    # tiny configs have frame rates up to 500 Hz: a batch must hold the shorter (~2-6 s) utterances
+    max_tokens = int(6 * manifest["codec"]["frame_rate"]) + 400
+    _one_tts_step("valle", tmp_path / "tokens", tmp_path / "valle", max_tokens=max_tokens)
 
 
 def test_evaluate_codec_takes_a_transformers_codec(tmp_path):

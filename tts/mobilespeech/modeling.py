@@ -159,7 +159,8 @@ class MobileSpeechModel(TTSModel):
         # the prior): the logged align/loss jumps when the prior leaves the loss, this one does not.
         if with_prior:
             with torch.no_grad():
-                no_prior = float(forward_sum_loss(self.align(P, pl, full_codes, full_lengths, prior=False), pl, full_lengths))
+                ll_no_prior = self.align(P, pl, full_codes, full_lengths, prior=False)
+                no_prior = float(forward_sum_loss(ll_no_prior, pl, full_lengths))
         else:
             no_prior = float(align_loss.detach())
         extra = {}
