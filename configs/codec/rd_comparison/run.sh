@@ -7,13 +7,11 @@
 # listed as <point>#1 (seed 0) and #2 (seed 1); the plots and BD-rates use their mean rate and mean scores.
 # Recipe and lambdas: rate_aware.yaml and tokenizer/codecs/rate_aware/configuration_rate_aware.py.
 #
-# Wall time, 12 runs (Language-Codec small x 2 seeds + 5 lambdas x 2 seeds) on two lanes of one thread:
-# - idle 2-core machine (the first study and the training audit: ~0.75-1 s/step, ~20 min per 1200-step
-#   run): training ~2 h, evaluate-codec (16 systems x 20 held-out utterances, 265 s) ~40 min: ~2 h 40 min;
-# - measured for issue 16 with the smoke setting below while other jobs loaded the machine (load average
-#   ~5 on 2 cores): 5.8 s/step (LC) and 6.3 s/step (Rate-Aware), 13.6 s per evaluated utterance-system
-#   pair of 8.6 s of audio; at that load the full run would take ~12 h of training plus ~2 h of
-#   evaluation. Run it on an otherwise idle machine.
+# Wall time measured for issue 16 on this 2-core machine, two lanes of one thread each: ~1.2-1.4 s/step, so
+# 25 min per 1200-step run (Language-Codec and Rate-Aware alike); evaluate-codec with two threads ~2.3 s per
+# utterance-system pair (12 systems x 20 held-out utterances, 265 s of audio: 9.5 min). The report in docs/ was
+# made with LAMBDAS="0.3 1.0" NUM_QUANTIZERS="3 4 6 8" (6 runs: 75 min of training); the defaults below
+# (12 runs, 6 Language-Codec operating points) take about 2 h 40 min.
 # Finished runs (final/model.safetensors present) are skipped, so the script can be re-run after a stop.
 #
 #   bash configs/codec/rd_comparison/run.sh [PYTHON]
