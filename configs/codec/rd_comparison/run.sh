@@ -9,8 +9,8 @@
 #
 # Wall time measured for issue 16 on this 2-core machine, two lanes of one thread each: ~1.2-1.4 s/step, so
 # 25 min per 1200-step run (Language-Codec and Rate-Aware alike); evaluate-codec with two threads ~2.3 s per
-# utterance-system pair (12 systems x 20 held-out utterances, 265 s of audio: 9.5 min). The report in docs/ was
-# made with LAMBDAS="0.3 1.0" NUM_QUANTIZERS="3 4 6 8" (6 runs: 75 min of training); the defaults below
+# utterance-system pair (14 systems x 20 held-out utterances, 265 s of audio: 11 min). The report in docs/ was
+# made with LAMBDAS="0.3 1.0 4.0" NUM_QUANTIZERS="3 4 6 8" (8 runs: 100 min of training); the defaults below
 # (12 runs, 6 Language-Codec operating points) take about 2 h 40 min.
 # Finished runs (final/model.safetensors present) are skipped, so the script can be re-run after a stop.
 #
