@@ -200,9 +200,7 @@ class Xcodec2Adapter(TransformersCodecModel):
             try:
                 return fe_class.from_pretrained(source)
             except (OSError, ValueError):
-                if Path(str(source)).is_dir():  # a directory without preprocessor_config.json: the defaults
-                    pass
-                else:
+                if not Path(str(source)).is_dir():  # a directory without preprocessor_config.json: the defaults
                     raise
         return fe_class(sampling_rate=cls._input_rate(hf_config), hop_length=cls._encoder_hop(hf_config))
 
