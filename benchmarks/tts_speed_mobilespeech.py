@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
     extra = dict(kv.split("=") for kv in args.overrides.split(",") if kv)
     extra = {k: int(v) for k, v in extra.items()}
     valle = ValleModel(ValleConfig.preset(args.preset, **shared, **{k: v for k, v in extra.items() if k in ValleConfig().to_dict()})).eval()
-    ms = MobileSpeechModel(MobileSpeechConfig.preset(args.preset, **shared, **{
-        k: v for k, v in extra.items() if k in MobileSpeechConfig().to_dict()})).eval()
+    ms = MobileSpeechModel(MobileSpeechConfig.preset(args.preset, **shared, aligner_feature_dim=96, **{
+        k: v for k, v in extra.items() if k in MobileSpeechConfig().to_dict()})).eval()  # code vectors: zeros here
 
     frames = round(args.seconds * args.frame_rate)
     prompt_frames = round(args.prompt_seconds * args.frame_rate)

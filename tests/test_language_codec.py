@@ -59,6 +59,17 @@ def test_quantizer_decode_encode_equals_forward(rvq):
         assert torch.equal(rvq.encode(z, k), out.codes)
 
 
+def test_code_vectors_sum_to_the_quantized_latent():
+    tok = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("language_codec", preset="tiny"))
+    K, V = tok.num_quantizers, tok.codebook_size
+    table = tok.code_vectors()
+    assert table.shape == (K, V, tok.model.quantizer.layers[0].embed.shape[1]) and table.dtype == torch.float32
+    codes = torch.randint(0, V, (2, K, 7))
+    summed = sum(table[k][codes[:, k]] for k in range(K)).transpose(1, 2)
+    assert torch.allclose(summed, tok.model.quantizer.decode(codes), atol=1e-6)
+    assert tok.code_vectors(3).shape[0] == 3
+
+
 def test_mcrvq_rejects_fewer_than_parallel(rvq):
     choices = re.escape("; choose one of [3, 4, 5, 6]")
     with pytest.raises(ConfigError, match="num_quantizers=2 not supported by MaskedChannelRVQ" + choices):

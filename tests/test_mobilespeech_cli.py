@@ -9,9 +9,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from tokenizer import AutoCodecTokenizer
 from tts.cli import train_main
 from tts.generation import GenerationConfig
 from tts.mobilespeech import MaskDecodingConfig, MobileSpeechModel
+from tts.registry import load_model
 from tts.synthesis import Request, Synthesizer
 from tts.trainer import load_train_config, train
 
@@ -56,6 +58,13 @@ def test_train_tts_mobilespeech_writes_export_logs_and_samples(run):
     assert any(all(f"valid/smd/acc_q{q}" in r for q in (1, 2, 3, 4)) for r in rows)
     assert list((run["run"] / "samples" / "step-4").glob("*.wav"))
     assert (run["run"] / "state" / "step-4").is_dir()
+    # the aligner reads frames through the codec's code vectors, kept (scaled) in the export
+    assert config["aligner_features"] == "codec"
+    table = AutoCodecTokenizer.from_pretrained(str(run["codec"])).code_vectors(4)
+    assert config["aligner_feature_dim"] == table.shape[-1]
+    stored = load_model(str(export)).aligner.code_vectors
+    ratio = float(stored.flatten().norm() / table.flatten().norm())
+    assert torch.allclose(stored, table * ratio, atol=1e-6)
 
 
 def _losses(path):

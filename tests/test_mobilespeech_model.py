@@ -4,7 +4,7 @@ level-by-level decoding (schedule, speed, batched == one at a time, seeded), bad
 import pytest
 import torch
 
-from tokenizer.errors import ConfigError
+from tokenizer.errors import CodecError, ConfigError
 from tts.data import collate
 from tts.errors import TTSError
 from tts.generation import GenerationConfig
@@ -20,11 +20,23 @@ SMALL = dict(hidden_size=64, num_attention_heads=4, intermediate_size=128, encod
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def model(K=3, **kw):
+class FakeCodec:
+    """What `MobileSpeechModel.for_codec` reads of a codec: a (K, V, D) table of per-code vectors."""
+
+    def __init__(self, codebook_size=V, dim=12):
+        self.codebook_size, self.dim = codebook_size, dim
+
+    def code_vectors(self, num_quantizers):
+        return torch.randn(num_quantizers, self.codebook_size, self.dim, generator=torch.Generator().manual_seed(1))
+
+
+def model(K=3, codec=True, **kw):
     torch.manual_seed(0)
     cfg = MobileSpeechConfig.tiny(num_quantizers=K, phoneme_vocab_size=20, frame_rate=50.0,
                                   **{"codebook_size": V, **SMALL, **kw})
-    return MobileSpeechModel(cfg)
+    if not codec:
+        cfg.aligner_features = "codes"
+    return MobileSpeechModel.for_codec(cfg, FakeCodec(cfg.codebook_size) if codec else None)
 
 
 def items(n=3, K=3, seed=0, prompt=6):
@@ -83,6 +95,34 @@ def test_configs_for_one_to_eight_levels_and_presets(K):
         MobileSpeechConfig.preset("huge")
     with pytest.raises(ConfigError):
         MobileSpeechConfig(num_quantizers=3, level_loss_weights=[1.0])
+
+
+def test_aligner_reads_the_codec_code_vectors_or_learns_embeddings(caplog):
+    m = model(K=3)
+    table = FakeCodec().code_vectors(3)
+    assert m.config.aligner_features == "codec" and m.config.aligner_feature_dim == 12
+    assert "aligner.code_vectors" in m.state_dict() and not any("code_vectors" in n for n, _ in m.named_parameters())
+    ratio = m.aligner.code_vectors / table  # stored scaled: a frame's latent has ~unit RMS per channel
+    assert torch.allclose(ratio, ratio.flatten()[0]) and len(m.aligner.code_embeddings) == 0
+    codes = torch.randint(0, V, (2, 3, 9))
+    latent = sum(table[k][codes[:, k]] for k in range(3))
+    assert torch.allclose(m.aligner.frames(codes), m.aligner.frame_in(latent * ratio.flatten()[0]), atol=1e-5)
+    learned = model(K=3, codec=False)
+    assert learned.aligner.code_vectors is None and len(learned.aligner.code_embeddings) == 3
+    assert "aligner.code_vectors" not in learned.state_dict()
+
+    class NoTable:
+        def code_vectors(self, k):
+            raise CodecError("codec 'encodec' has no table of per-code latent vectors")
+
+    cfg = MobileSpeechConfig.tiny(num_quantizers=3, codebook_size=V, phoneme_vocab_size=20, **SMALL)
+    with caplog.at_level("WARNING"):
+        fallback = MobileSpeechModel.for_codec(cfg, NoTable())
+    assert fallback.config.aligner_features == "codes" and "encodec" in caplog.text
+    with pytest.raises(ConfigError, match="aligner_feature_dim"):
+        MobileSpeechModel(MobileSpeechConfig.tiny(num_quantizers=3, codebook_size=V, phoneme_vocab_size=20))
+    with pytest.raises(ConfigError, match="aligner_features"):
+        MobileSpeechConfig.tiny(num_quantizers=3, aligner_features="mels")
 
 
 # ------------------------------------------------------------------------------------------ training

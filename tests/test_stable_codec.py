@@ -80,6 +80,16 @@ def test_residual_decompositions_sum_to_a_trained_grid(levels, stages, grid):
         assert torch.equal(q.decode(codes[:, :-1]).double(), q_paper(z, (levels - 1) ** (stages - 1) + 1))
 
 
+@pytest.mark.parametrize("levels, stages", [(5, 1), (3, 2)])
+def test_code_vectors_sum_to_the_decoded_latent(levels, stages):
+    q = FiniteScalarQuantizer(4, levels, stages)
+    table = q.code_vectors()
+    assert table.shape == (stages, levels ** 4, 4)
+    codes = torch.randint(0, levels ** 4, (2, stages, 6))
+    summed = sum(table[k][codes[:, k]] for k in range(stages)).transpose(1, 2).clamp(-1, 1)
+    assert torch.allclose(summed, q.decode(codes), atol=1e-6)
+
+
 def test_decode_of_encode_equals_forward_in_eval():
     q = FiniteScalarQuantizer(6, levels=5, stages=2).eval()
     z = torch.randn(2, 6, 30, requires_grad=True)

@@ -288,6 +288,26 @@ def test_data_speakers_holdout_determinism_and_loudness(wav_dir):
         make_data(DataConfig(corpus="folder", root=str(wav_dir / "nope")), SR)
 
 
+def test_speed_perturbation_changes_tempo_and_pitch(wav_dir):
+    from training.codec.data import speed_perturb
+
+    t = np.arange(SR) / SR
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    for factor in (0.9, 1.1):
+        out = speed_perturb(tone, factor, 10 * SR)
+        assert abs(len(out) - SR / factor) <= 1 and out.dtype == np.float32
+        peak_hz = np.argmax(np.abs(np.fft.rfft(out))) * SR / len(out)
+        assert abs(peak_hz - 440 * factor) < 3  # pitch moves with the speed
+    assert np.array_equal(speed_perturb(tone, 1.0, 100), tone[:100])
+    cfg = DataConfig(corpus="folder", root=str(wav_dir), speaker_from_filename=True, segment_seconds=0.25,
+                     batch_size=16, speed_factors=[0.9, 1.0, 1.1])
+    data = make_data(cfg, SR, 0, False)
+    audio, lengths = data.batch(2)
+    assert audio.shape == (16, 1, 4000) and torch.equal(audio, data.batch(2)[0])
+    with pytest.raises(ConfigError, match="speed_factors: 0.95"):
+        make_data(DataConfig(corpus="folder", root=str(wav_dir), speed_factors=[0.95]), SR, 0, False)
+
+
 # ------------------------------------------------------------------ end to end
 def test_build_model_from_preset_or_saved_directory(tmp_path):
     from training.codec.config import ModelConfig

@@ -311,6 +311,10 @@ def test_tokenize_corpus_with_encodec_trains_valle_and_mobilespeech(tmp_path):
     assert manifest["codec"]["frame_rate"] == 75
     for model in ("valle", "mobilespeech"):
         _one_tts_step(model, tmp_path / "tokens", tmp_path / model)
+    # no table of per-code vectors is read from a transformers codec: MobileSpeech's aligner learns embeddings
+    with pytest.raises(CodecError, match="per-code latent vectors"):
+        AutoCodecTokenizer.from_pretrained(str(codec)).code_vectors()
+    assert json.loads((tmp_path / "mobilespeech" / "final" / "config.json").read_text())["aligner_features"] == "codes"
 
 
 @pytest.mark.skipif(not HAS_ESPEAK, reason="phoneme ids need espeak-ng")

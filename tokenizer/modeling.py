@@ -82,6 +82,14 @@ class CodecModel(PreTrainedModel):
         return validate_num_quantizers(k, self.supported_num_quantizers(), self.config.num_quantizers,
                                        self.config.model_type, self.num_quantizers_note())
 
+    def code_vectors(self, num_quantizers: int | None = None) -> torch.Tensor:
+        """(K, V, D) float32: the quantizer's latent vector of every code of each of the first K levels (see
+        `Quantizer.code_vectors`); NotImplementedError when the codec's latent is not such a sum."""
+        quantizer = getattr(self, "quantizer", None)
+        if quantizer is None:
+            raise NotImplementedError(f"{type(self).__name__} has no quantizer")
+        return quantizer.code_vectors(self.check_num_quantizers(num_quantizers)).float()
+
     # ----------------------------------------------------------------- identity
     def _versions(self) -> tuple:
         # In-place updates (optimizer steps, load_state_dict) bump a tensor's version counter, so this key

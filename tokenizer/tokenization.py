@@ -142,6 +142,20 @@ class CodecTokenizer:
     def name(self) -> str:
         return self.config.model_type
 
+    @torch.no_grad()
+    def code_vectors(self, num_quantizers: int | None = None) -> torch.Tensor:
+        """(K, V, D) float32 on the CPU: the codec's latent vector of every code of each of the first K levels,
+        such that a frame's quantized latent is the sum over levels of its codes' vectors (RVQ / MCRVQ
+        codebooks, FSQ stage values). What a downstream model can read codes through instead of learning
+        an embedding per code (MobileSpeech's aligner does). CodecError for a codec without such a table."""
+        table = getattr(self.model, "code_vectors", None)
+        try:
+            if table is None:
+                raise NotImplementedError(f"{type(self.model).__name__} does not expose one")
+            return table(num_quantizers).detach().float().cpu()
+        except NotImplementedError as exc:
+            raise CodecError(f"codec {self.name!r} has no table of per-code latent vectors: {exc}") from None
+
     def codec_info(self, num_quantizers: int | None = None) -> dict:
         """What a consumer of these tokens must know (written into shard manifests)."""
         k = self.model.check_num_quantizers(num_quantizers)

@@ -152,6 +152,14 @@ def build_model(cfg: TrainConfig, corpus: TTSCorpus):
         cfg.preset, num_quantizers=corpus.num_quantizers, codebook_size=corpus.codebook_size,
         phoneme_vocab_size=len(corpus.vocab), frame_rate=corpus.frame_rate, codec=dict(corpus.codec),
         phoneme_tokens=list(corpus.vocab.tokens), language=corpus.language, **cfg.overrides)
+    if getattr(config, "aligner_features", None) == "codec":  # MobileSpeech's aligner reads the codec's code vectors
+        try:
+            codec = load_recorded_codec(corpus.codec, where="the shards")
+        except TTSError as exc:
+            raise TTSError(f"{exc} (MobileSpeech's aligner reads that codec's code vectors; the override "
+                           "aligner_features=codes learns code embeddings instead)") from None
+        torch.manual_seed(cfg.seed)
+        return module.MODEL_CLASS.for_codec(config, codec)
     torch.manual_seed(cfg.seed)
     return module.MODEL_CLASS(config)
 

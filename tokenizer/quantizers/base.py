@@ -57,5 +57,11 @@ class Quantizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def code_vectors(self, num_quantizers: int | None = None) -> torch.Tensor:
+        """(K, V, D): the latent vector each code of each of the first K stages stands for, for quantizers
+        whose `decode` is a sum over stages: decode(codes)[b, :, f] = sum_k table[k, codes[b, k, f]] (before
+        any final clip). Quantizers that are not such a sum raise NotImplementedError."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-code latent table")
+
     def forward(self, z: torch.Tensor, num_quantizers: int | None = None, mask: torch.Tensor | None = None) -> QuantizerOutput:
         raise NotImplementedError

@@ -152,6 +152,13 @@ class FiniteScalarQuantizer(Quantizer):
             out = out + (self.tokens_to_indices(codes[:, k]).float() * step - scale)
         return out.clamp(-1.0, 1.0)
 
+    def code_vectors(self, num_quantizers: int | None = None) -> torch.Tensor:
+        """(K, levels ** dim, dim): the value of every token of each of the first K stages (their sum is
+        `decode` before its clip to [-1, 1])."""
+        k = self.check_num_quantizers(num_quantizers)
+        idx = self.tokens_to_indices(torch.arange(self.codebook_size)[None])[0].T.float()  # (V, dim)
+        return torch.stack([idx * torch.tensor(self._step(s), dtype=torch.float32) - s for s in self.scales[:k]])
+
     def continuous(self, z: torch.Tensor) -> torch.Tensor:
         """The bounded latent tanh(z) without quantization (continuous mode), (B, dim, F)."""
         return torch.tanh(z)

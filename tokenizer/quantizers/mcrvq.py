@@ -85,6 +85,11 @@ class MaskedChannelRVQ(Quantizer):
         codes, _, _ = self._run(z, k, None, train=False)
         return torch.stack(codes, dim=1)
 
+    def code_vectors(self, num_quantizers: int | None = None) -> torch.Tensor:
+        """(K, V, D): each layer's codebook (the channel-group layers' vectors are zero outside their group)."""
+        k = self.check_num_quantizers(num_quantizers)
+        return torch.stack([self.layers[i].embed for i in range(k)])
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         self.check_num_quantizers(codes.shape[1])
         out = 0.0

@@ -41,6 +41,9 @@ class DataConfig:
     the first "-" or "_" (LibriSpeech `<speaker>-<chapter>-<utt>.flac` in a flat folder).
     Loudness: each utterance is scaled so its RMS is `target_dbfs` dBFS, then each crop gets a random
     gain uniform in [-gain_db, +gain_db] dB and is scaled down if its peak exceeds `peak`. Silence is kept.
+    speed_factors: speed perturbation (Kaldi's 3-way recipe, Ko et al. 2015: 0.9 / 1.0 / 1.1), one factor
+    drawn per crop; f plays the audio f times as fast (tempo and pitch both change), by polyphase
+    resampling of a crop of f x segment samples. Empty or [1.0]: off.
     """
 
     corpus: str = "folder"
@@ -55,6 +58,7 @@ class DataConfig:
     target_dbfs: float = -23.0
     gain_db: float = 6.0
     peak: float = 0.99
+    speed_factors: list = field(default_factory=list)
     eval_items: int = 4
     eval_seconds: float = 4.0
 

@@ -4,6 +4,7 @@ plain folder of audio; this module takes `Utterance`-like objects with `id`, `sp
 Audio goes through the one audio path (`tokenizer.audio`: read, mix to mono, resample to the codec
 rate). Each utterance is scaled to an RMS of `target_dbfs`; each crop then gets a random gain of
 +-`gain_db` dB and is scaled down when its peak exceeds `peak`. Silence is kept (no VAD trimming).
+With `speed_factors`, each crop is also played at a factor drawn from them (`speed_perturb`).
 
 Sampling is a pure function of (seed, step, micro-batch, rank): a resumed run draws the same crops as an
 uninterrupted one, and each process of a multi-process run draws its own. Utterances are drawn with
@@ -30,6 +31,20 @@ from tokenizer.errors import AudioError, ConfigError
 from .config import DataConfig
 
 logger = logging.getLogger(__name__)
+
+
+def speed_perturb(audio: np.ndarray, factor: float, max_samples: int) -> np.ndarray:
+    """`audio` played `factor` times as fast (len / factor samples, at most `max_samples`): polyphase
+    resampling by the ratio 1/factor in tenths (scipy's anti-aliased `resample_poly`); factor 1 returns the
+    input."""
+    if factor == 1.0 or len(audio) == 0:
+        return audio[:max_samples]
+    from scipy.signal import resample_poly
+
+    down = int(round(factor * 10))
+    if abs(down / 10 - factor) > 1e-9:
+        raise ConfigError(f"speed factor {factor} must be a multiple of 0.1")
+    return resample_poly(audio, 10, down).astype(np.float32)[:max_samples]
 
 
 @dataclass
@@ -90,6 +105,9 @@ class CodecData:
         utts = list(utterances)
         if not utts:
             raise ConfigError(f"data: corpus {cfg.corpus!r} at {cfg.root} has no usable utterances")
+        for f in cfg.speed_factors:
+            if not (0.5 <= float(f) <= 2.0 and abs(round(float(f) * 10) - float(f) * 10) < 1e-9):
+                raise ConfigError(f"data.speed_factors: {f} must be a multiple of 0.1 in [0.5, 2]")
         speakers = []
         for u in utts:
             name = u.audio if isinstance(u.audio, str) else u.id
@@ -147,8 +165,10 @@ class CodecData:
         for b, i in enumerate(picks):
             item = self.train_items[i]
             full = item.audio if item.audio is not None else self._decode(item)
-            start = int(rng.integers(0, max(len(full) - S, 0) + 1))
-            crop = full[start:start + S] * np.float32(10 ** (rng.uniform(-self.cfg.gain_db, self.cfg.gain_db) / 20))
+            factor = float(rng.choice(self.cfg.speed_factors)) if self.cfg.speed_factors else 1.0
+            L = int(round(S * factor))
+            start = int(rng.integers(0, max(len(full) - L, 0) + 1))
+            crop = speed_perturb(full[start:start + L], factor, S) * np.float32(10 ** (rng.uniform(-self.cfg.gain_db, self.cfg.gain_db) / 20))
             peak = float(np.abs(crop).max()) if len(crop) else 0.0
             if peak > self.cfg.peak:
                 crop = crop * np.float32(self.cfg.peak / peak)

@@ -29,6 +29,12 @@ of those facts is a choice, with its reason:
   (SoundStorm's 16 + 1 per level; the last value repeats for further levels); cosine schedule;
   confidence re-masking with annealed Gumbel noise of scale `choice_temperature` = 4.5 (MaskGIT); the
   last iteration of a level is greedy (SoundStorm).
+- Aligner input (`aligner_features`): "codec" (default) reads each frame as the codec's own latent, the sum
+  of its codes' vectors from the codec's quantizer (`CodecTokenizer.code_vectors`, frozen, stored in the
+  model; `aligner_feature_dim` = their width, set by the trainer from the codec); "codes" learns an
+  embedding per code. Why: learned code embeddings memorised the training utterances' frames and aligned
+  unseen ones worse than a uniform alignment (`tts.alignment`'s docstring has the numbers); the trainer
+  falls back to "codes", with a warning, only for codecs without such a table.
 - Durations: learned jointly by an aligner (`tts.alignment`, width `aligner_dim`); losses: SMD
   cross-entropy + `duration_loss_weight` x MSE of log(1 + d) + `align_loss_weight` x forward-sum loss;
   the beta-binomial prior guides the aligner for the first `prior_steps` training steps (RAD-TTS uses
@@ -68,6 +74,8 @@ class MobileSpeechConfig(TTSConfig):
     conv_kernel_size: int = 15
     dropout: float = 0.1
     aligner_dim: int = 128
+    aligner_features: str = "codec"
+    aligner_feature_dim: int | None = None
     first_level_prob: float = 0.5
     full_mask_prob: float = 0.2
     level_loss_weights: list | None = None
@@ -85,6 +93,9 @@ class MobileSpeechConfig(TTSConfig):
         if self.level_loss_weights is not None and len(self.level_loss_weights) != self.num_quantizers:
             raise ConfigError(f"level_loss_weights has {len(self.level_loss_weights)} values for "
                               f"{self.num_quantizers} levels")
+        if self.aligner_features not in ("codec", "codes"):
+            raise ConfigError(f"aligner_features={self.aligner_features!r}: use 'codec' (the codec's code vectors) "
+                              "or 'codes' (learned code embeddings)")
         if self.conv_kernel_size % 2 == 0:
             raise ConfigError(f"conv_kernel_size={self.conv_kernel_size} must be odd")
         steps = self.steps_per_level or [16, 1]

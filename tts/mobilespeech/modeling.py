@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenizer.errors import CodecError, ConfigError
 from tokenizer.modules.masking import length_mask
 
 from ..alignment import (AlignmentModule, beta_binomial_prior, forward_sum_loss, hard_alignment,
@@ -77,7 +78,12 @@ class MobileSpeechModel(TTSModel):
                      dropout=c.dropout)
         self.phoneme_embedding = nn.Embedding(c.phoneme_vocab_size, d)
         self.encoder = ConformerStack(c.encoder_layers, **stack)
-        self.aligner = AlignmentModule(c.phoneme_vocab_size, K, V, c.aligner_dim)
+        if c.aligner_features == "codec" and not c.aligner_feature_dim:
+            raise ConfigError("aligner_features='codec' needs aligner_feature_dim, the width of the codec's code "
+                              "vectors: build the model with `MobileSpeechModel.for_codec(config, tokenizer)` (the "
+                              "trainer does), or set aligner_features='codes'")
+        self.aligner = AlignmentModule(c.phoneme_vocab_size, K, V, c.aligner_dim,
+                                       c.aligner_feature_dim if c.aligner_features == "codec" else None)
         self.duration_in = nn.Linear(2, d)
         self.duration_predictor = ConformerStack(c.duration_layers, **stack)
         self.duration_out = nn.Linear(d, 1)
@@ -92,6 +98,25 @@ class MobileSpeechModel(TTSModel):
         for emb in (self.phoneme_embedding, *self.code_embeddings, self.level_embedding):
             nn.init.normal_(emb.weight, std=0.02)
         self.post_init()
+
+    @classmethod
+    def for_codec(cls, config: MobileSpeechConfig, tokenizer=None) -> "MobileSpeechModel":
+        """A new model whose aligner reads frames through `tokenizer.code_vectors()` (config.aligner_features
+        "codec"); a codec without such a table (CodecError) switches the config to "codes" with a warning."""
+        if config.aligner_features == "codec":
+            try:
+                if tokenizer is None:
+                    raise CodecError("no codec given")
+                table = tokenizer.code_vectors(config.num_quantizers)
+            except CodecError as exc:
+                logger.warning("MobileSpeech's aligner learns code embeddings (aligner_features='codes'): %s", exc)
+                config.aligner_features, config.aligner_feature_dim = "codes", None
+            else:
+                config.aligner_feature_dim = int(table.shape[-1])
+                model = cls(config)
+                model.aligner.set_code_vectors(table)
+                return model
+        return cls(config)
 
     def set_train_stage(self, stage: str) -> None:
         if stage != "both":

@@ -121,6 +121,9 @@ class StableCodecModel(CodecModel):
     def supported_num_quantizers(self) -> list[int]:
         return self.config.supported_num_quantizers()
 
+    def code_vectors(self, num_quantizers: int | None = None) -> torch.Tensor:
+        return self._fsq().code_vectors(self.check_num_quantizers(num_quantizers))
+
     def num_quantizers_note(self) -> str:
         return (f"{self.config.quantizer_levels}-level FSQ in {self.config.num_quantizers} stage(s); "
                 "call set_quantization for other rates")
