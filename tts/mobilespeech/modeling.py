@@ -7,7 +7,7 @@
 - Phoneme encoder: phoneme embedding + sinusoidal positions + `encoder_layers` Conformer blocks over the
   whole phoneme sequence (prompt transcript, then the text to say).
 - Aligner (`tts.alignment.AlignmentModule`): learned phoneme-to-frame log-likelihood over prompt + target
-  frames; MAS durations (no_grad) drive the length regulator in training; at synthesis it measures the
+  frames, each frame read as the codec's latent (its codes' vectors from the codec, `for_codec`); MAS durations (no_grad) drive the length regulator in training; at synthesis it measures the
   prompt's durations (the paper's "duration extractor").
 - Duration predictor: encoder states + (log(1 + d), known) of the prompt's phonemes -> `duration_layers`
   Conformer blocks -> log(1 + d) of every phoneme; MSE on the phonemes of the target. Not transformers'
