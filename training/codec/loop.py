@@ -168,10 +168,6 @@ def match_length(audio: torch.Tensor, length: int) -> torch.Tensor:
     return torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
 
 
-def _mel_distance(reference: np.ndarray, estimate: np.ndarray, sampling_rate: int) -> float:
-    return metrics.mel_distance(reference, estimate, sampling_rate)  # `evaluate` shadows the module name
-
-
 def audio_metrics(reference: np.ndarray, estimate: np.ndarray, sampling_rate: int) -> dict:
     """Held-out metrics of one clip (1-D arrays), computed by the same functions as `evaluate-codec`'s
     reports: `mel_distance` (Stable Codec appendix D) and `stoi` (NaN where STOI is undefined)."""
@@ -202,7 +198,7 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
     symbols over all clips (per channel) per second; `symbols_changed`, the share of y and z symbols that
     differ from those the model sends for silence of the same length (0: the stream ignores the input)."""
     model.eval()
-    samples, metrics = [], defaultdict(list)
+    samples, values = [], defaultdict(list)
     coded = callable(getattr(model, "coded_bits", None))
     symbols, seconds = defaultdict(list), 0.0
     for clip_id, clip in clips:
@@ -210,24 +206,24 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
         output = model(x)
         y = match_length(output.audio.float(), x.shape[-1])[0, 0].cpu().numpy()
         for k, v in audio_metrics(clip, y, sampling_rate).items():
-            metrics[k].append(v)
+            values[k].append(v)
         silent = match_length(model(torch.zeros_like(x)).audio.float(), x.shape[-1])[0, 0].cpu().numpy()
-        metrics["mel_distance_no_input"].append(_mel_distance(clip, silent, sampling_rate))
+        values["mel_distance_no_input"].append(metrics.mel_distance(clip, silent, sampling_rate))
         if coded:
             bits = model.coded_bits(x)
             per_second = sampling_rate / x.shape[-1]
-            metrics["bps_y_coded"].append(float(bits["bits_y"].sum()) * per_second)
-            metrics["bps_z_coded"].append(float(bits["bits_z"].sum()) * per_second)
-            metrics["bps_coded"].append(metrics["bps_y_coded"][-1] + metrics["bps_z_coded"][-1])
+            values["bps_y_coded"].append(float(bits["bits_y"].sum()) * per_second)
+            values["bps_z_coded"].append(float(bits["bits_z"].sum()) * per_second)
+            values["bps_coded"].append(values["bps_y_coded"][-1] + values["bps_z_coded"][-1])
             silence = model.coded_bits(torch.zeros_like(x))
             changed = sum(int((bits[p] != silence[p]).sum()) for p in ("y_symbols", "z_symbols"))
-            metrics["symbols_changed"].append(changed / sum(bits[p].numel() for p in ("y_symbols", "z_symbols")))
+            values["symbols_changed"].append(changed / sum(bits[p].numel() for p in ("y_symbols", "z_symbols")))
             for part in ("y_symbols", "z_symbols"):
                 symbols[part].append(bits[part][0])
             seconds += x.shape[-1] / sampling_rate
         samples.append((clip_id, clip, y))
     model.train()
-    scores = {k: float(np.nanmean(v)) if not all(np.isnan(v)) else float("nan") for k, v in metrics.items()}
+    scores = {k: float(np.nanmean(v)) if not all(np.isnan(v)) else float("nan") for k, v in values.items()}
     if symbols:
         scores["code_entropy_bps"] = sum(empirical_entropy_bits(v) * sum(s.shape[-1] for s in v)
                                          for v in symbols.values()) / seconds
