@@ -125,6 +125,20 @@ def test_aligner_reads_the_codec_code_vectors_or_learns_embeddings(caplog):
         MobileSpeechConfig.tiny(num_quantizers=3, aligner_features="mels")
 
 
+def test_exports_from_before_the_codec_vectors_load_with_learned_embeddings(tmp_path):
+    import json
+
+    old = model(K=3, codec=False)
+    old.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for key in ("aligner_features", "aligner_feature_dim"):
+        config.pop(key)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    again = MobileSpeechModel.from_pretrained(tmp_path)
+    assert again.config.aligner_features == "codes"
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), again.state_dict().values()))
+
+
 # ------------------------------------------------------------------------------------------ training
 def test_tiny_overfits_one_batch():
     m = model()

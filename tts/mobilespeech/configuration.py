@@ -103,6 +103,14 @@ class MobileSpeechConfig(TTSConfig):
             raise ConfigError(f"steps_per_level={steps}: need >= 1 step per level")
         super().__post_init__(**kwargs)
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        # Exports written before the aligner read the codec's code vectors have no `aligner_features`: they
+        # learned code embeddings, and load as such.
+        if "aligner_features" not in config_dict:
+            config_dict = {**config_dict, "aligner_features": "codes"}
+        return super().from_dict(config_dict, **kwargs)
+
     @property
     def mask_id(self) -> int:
         """The input token of a masked position: one past the last code."""
