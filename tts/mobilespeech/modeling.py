@@ -7,8 +7,9 @@
 - Phoneme encoder: phoneme embedding + sinusoidal positions + `encoder_layers` Conformer blocks over the
   whole phoneme sequence (prompt transcript, then the text to say).
 - Aligner (`tts.alignment.AlignmentModule`): learned phoneme-to-frame log-likelihood over prompt + target
-  frames, each frame read as the codec's latent (its codes' vectors from the codec, `for_codec`); MAS durations (no_grad) drive the length regulator in training; at synthesis it measures the
-  prompt's durations (the paper's "duration extractor").
+  frames, each frame read as the codec's latent (its codes' vectors from the codec, `for_codec`); MAS
+  durations (no_grad) drive the length regulator in training; at synthesis it measures the prompt's
+  durations (the paper's "duration extractor").
 - Duration predictor: encoder states + (log(1 + d), known) of the prompt's phonemes -> `duration_layers`
   Conformer blocks -> log(1 + d) of every phoneme; MSE on the phonemes of the target. Not transformers'
   `FastSpeech2ConformerDurationPredictor`: its convolutions see a few neighbours only, so the prompt's
@@ -103,20 +104,22 @@ class MobileSpeechModel(TTSModel):
     def for_codec(cls, config: MobileSpeechConfig, tokenizer=None) -> "MobileSpeechModel":
         """A new model whose aligner reads frames through `tokenizer.code_vectors()` (config.aligner_features
         "codec"); a codec without such a table (CodecError) switches the config to "codes" with a warning."""
+        table = None
         if config.aligner_features == "codec":
             try:
-                if tokenizer is None:
-                    raise CodecError("no codec given")
-                table = tokenizer.code_vectors(config.num_quantizers)
+                table = tokenizer.code_vectors(config.num_quantizers) if tokenizer is not None else None
+                why = "no codec given"
             except CodecError as exc:
-                logger.warning("MobileSpeech's aligner learns code embeddings (aligner_features='codes'): %s", exc)
+                why = str(exc)
+            if table is None:
+                logger.warning("MobileSpeech's aligner learns code embeddings (aligner_features='codes'): %s", why)
                 config.aligner_features, config.aligner_feature_dim = "codes", None
             else:
                 config.aligner_feature_dim = int(table.shape[-1])
-                model = cls(config)
-                model.aligner.set_code_vectors(table)
-                return model
-        return cls(config)
+        model = cls(config)
+        if table is not None:
+            model.aligner.set_code_vectors(table)
+        return model
 
     def set_train_stage(self, stage: str) -> None:
         if stage != "both":
@@ -184,8 +187,7 @@ class MobileSpeechModel(TTSModel):
         # the prior): the logged align/loss jumps when the prior leaves the loss, this one does not.
         if with_prior:
             with torch.no_grad():
-                ll_no_prior = self.align(P, pl, full_codes, full_lengths, prior=False)
-                no_prior = float(forward_sum_loss(ll_no_prior, pl, full_lengths))
+                no_prior = float(forward_sum_loss(self.align(P, pl, full_codes, full_lengths, prior=False), pl, full_lengths))
         else:
             no_prior = float(align_loss.detach())
         extra = {}
