@@ -33,6 +33,15 @@ from .config import DataConfig
 logger = logging.getLogger(__name__)
 
 
+def speed_tenths(factor: float) -> int:
+    """A speed factor as a whole number of tenths (10 x factor), ConfigError unless it is a multiple of 0.1
+    in [0.5, 2]."""
+    tenths = int(round(float(factor) * 10))
+    if not (5 <= tenths <= 20 and abs(tenths - float(factor) * 10) < 1e-9):
+        raise ConfigError(f"data.speed_factors: {factor} must be a multiple of 0.1 in [0.5, 2]")
+    return tenths
+
+
 def speed_perturb(audio: np.ndarray, factor: float, max_samples: int) -> np.ndarray:
     """`audio` played `factor` times as fast (len / factor samples, at most `max_samples`): polyphase
     resampling by the ratio 1/factor in tenths (scipy's anti-aliased `resample_poly`); factor 1 returns the
@@ -41,10 +50,7 @@ def speed_perturb(audio: np.ndarray, factor: float, max_samples: int) -> np.ndar
         return audio[:max_samples]
     from scipy.signal import resample_poly
 
-    down = int(round(factor * 10))
-    if abs(down / 10 - factor) > 1e-9:
-        raise ConfigError(f"speed factor {factor} must be a multiple of 0.1")
-    return resample_poly(audio, 10, down).astype(np.float32)[:max_samples]
+    return resample_poly(audio, 10, speed_tenths(factor)).astype(np.float32)[:max_samples]
 
 
 @dataclass
@@ -106,8 +112,7 @@ class CodecData:
         if not utts:
             raise ConfigError(f"data: corpus {cfg.corpus!r} at {cfg.root} has no usable utterances")
         for f in cfg.speed_factors:
-            if not (0.5 <= float(f) <= 2.0 and abs(round(float(f) * 10) - float(f) * 10) < 1e-9):
-                raise ConfigError(f"data.speed_factors: {f} must be a multiple of 0.1 in [0.5, 2]")
+            speed_tenths(f)
         speakers = []
         for u in utts:
             name = u.audio if isinstance(u.audio, str) else u.id
