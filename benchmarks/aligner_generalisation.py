@@ -23,6 +23,7 @@ import time
 import torch
 from torch import nn
 
+from tokenizer.cli import run_cli
 from tokenizer.modules.masking import length_mask
 from tts.alignment import AlignmentModule, beta_binomial_prior, forward_sum_loss, hard_alignment, plot_alignments
 from tts.codec import load_codec
@@ -121,4 +122,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_cli("aligner_generalisation.py", lambda: main() and 0))

@@ -23,6 +23,8 @@ from evaluation.baselines import parse_baseline
 from evaluation.systems import operating_points
 from tokenizer import AutoCodecTokenizer
 from tokenizer.audio import load_mono
+from tokenizer.cli import run_cli
+from tokenizer.errors import CodecError
 
 AUDIO = (".flac", ".wav", ".mp3", ".ogg")
 
@@ -36,7 +38,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--asr", default="whisper")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
+    if not Path(args.data).is_dir():
+        raise CodecError(f"--data {args.data}: not a folder")
     files = sorted(f for f in Path(args.data).iterdir() if f.suffix.lower() in AUDIO)
+    if not files:
+        raise CodecError(f"--data {args.data}: no audio files ({', '.join(AUDIO)})")
     asr = get_asr(args.asr)
     systems = []
     for spec in args.codec:
@@ -45,17 +51,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
             systems.append((f"{spec} {point.name}", point))
     systems += [(b, parse_baseline(b)) for b in args.baselines]
     refs, hyps = [], {name: [] for name, _ in systems}
+    skipped = []
     for f in tqdm(files, desc="clips"):
-        audio16, _ = load_mono(str(f), 16000, name=f.name)
+        try:  # a corrupt clip is reported and skipped
+            audio16, _ = load_mono(str(f), 16000, name=f.name)
+        except CodecError as exc:
+            skipped.append(f"{f.name}: {exc}")
+            continue
         refs.append(asr.transcribe(np.asarray(audio16, dtype=np.float32), 16000))
         for name, system in systems:
             audio, _ = load_mono(str(f), system.sampling_rate, name=f.name)
             out = system.roundtrip(np.asarray(audio, dtype=np.float32)).audio
             hyps[name].append(asr.transcribe(out, system.sampling_rate))
     words = sum(len(r.split()) for r in refs)
-    rows = [{"system": name, "wer_vs_original_transcript": 100 * wer(refs, hyps[name]), "clips": len(files),
+    if not refs:
+        raise CodecError(f"--data {args.data}: no readable clip ({skipped[0]})")
+    rows = [{"system": name, "wer_vs_original_transcript": 100 * wer(refs, hyps[name]), "clips": len(refs),
              "reference_words": words, "asr": asr.name} for name, _ in systems]
-    print(f"\n{len(files)} clips, {words} words in the ASR's transcripts of the originals ({asr.name})")
+    for line in skipped:
+        print(f"skipped {line}")
+    print(f"\n{len(refs)} clips, {words} words in the ASR's transcripts of the originals ({asr.name})")
     print("system                          WER vs the original's transcript (%)")
     for r in rows:
         print(f"{r['system']:32s}{r['wer_vs_original_transcript']:8.1f}")
@@ -65,4 +80,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_cli("codec_wer.py", lambda: main() and 0))
