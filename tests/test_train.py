@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from tokenizer import AutoCodecTokenizer, ConfigError
+from tokenizer import AutoCodecConfig, AutoCodecTokenizer, ConfigError
 from training.codec import list_utterances, load_config, train as _train
 from training.codec.cli import main
 from training.codec.config import DataConfig, LossConfig, parse_overrides
@@ -348,6 +348,37 @@ def test_cli_tiny_run_exports_a_loadable_codec(wav_dir, tmp_path, capsys):
     trained = dict(tok.model.state_dict())
     fresh = AutoCodecTokenizer.from_config(tok.config, seed=0).model.state_dict()
     assert any(not torch.equal(trained[k], fresh[k]) for k in fresh if fresh[k].is_floating_point())
+
+
+def test_freeze_encoder_and_quantizer_trains_the_decoder_and_keeps_the_tokens(wav_dir, tmp_path, capsys):
+    """model.freeze=[encoder, quantizer] on a warm start: the decoder moves, the tokens stay exactly those of
+    the starting checkpoint (no gradient, no EMA codebook update, no dead-code reset, also across an
+    evaluation), and the optimizer holds only the decoder."""
+    from training.codec.loop import freeze_modules, optimizer_groups, training_mode
+
+    start = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("language_codec", preset="tiny"), seed=0)
+    start.save_pretrained(tmp_path / "start")
+    out = tmp_path / "decoder"
+    assert main(_cli_args(wav_dir, out, "--steps=4", "--disc_start_step=2", "--eval_every=2", "--save_every=1000",
+                          "--export_every=1000", "--optim.lr=1e-2", f"--model.init_from={tmp_path / 'start'}",
+                          "--model.freeze=[encoder, quantizer]")) == 0
+    final = AutoCodecTokenizer.from_pretrained(out / "final")
+    before, after = start.model.state_dict(), final.model.state_dict()
+    for name in before:  # EMA codebooks and usage counters included
+        assert torch.equal(before[name], after[name]) == name.startswith(("encoder.", "quantizer.")), name
+    audio = np.random.default_rng(1).standard_normal(8000).astype(np.float32) * 0.1
+    assert torch.equal(start(audio, sampling_rate=SR).codes, final(audio, sampling_rate=SR).codes)
+
+    model = AutoCodecTokenizer.from_pretrained(tmp_path / "start").model
+    frozen = freeze_modules(model, ["encoder", "quantizer"])
+    training_mode(model, frozen)
+    assert model.backbone.training and not model.encoder.training and not model.quantizer.training
+    trained = {id(p) for g in optimizer_groups(model, 1.0) for p in g["params"]}
+    assert trained == {id(p) for n, p in model.named_parameters() if n.startswith(("backbone.", "head."))}
+    with pytest.raises(ConfigError, match="leaves no parameter"):
+        freeze_modules(model, [name for name, _ in model.named_children()])
+    assert main(_cli_args(wav_dir, tmp_path / "bad", "--steps=1", "--model.freeze=[decoder]")) == 2
+    assert "'decoder' is not a submodule of LanguageCodecModel" in capsys.readouterr().err
 
 
 def test_tiny_codec_loss_falls(wav_dir, tmp_path):

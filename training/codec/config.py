@@ -30,6 +30,11 @@ class ModelConfig:
     preset: str | None = "tiny"
     overrides: dict = field(default_factory=dict)
     init_from: str | None = None
+    freeze: list = field(default_factory=list)
+    """Top-level submodules kept as they are, e.g. `[encoder, quantizer]` with `init_from`: only the decoder
+    trains, so the tokens stay exactly those of `init_from` and every token shard and TTS model made with
+    it stays valid. Frozen modules get no gradient, no optimizer state and stay in eval mode (no EMA
+    codebook update, no dead-code reset). Quantizer dropout still draws K, which only the decoder sees."""
 
 
 @dataclass

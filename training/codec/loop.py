@@ -73,6 +73,33 @@ def build_model(cfg: ModelConfig, seed: int) -> nn.Module:
     return get_codec_spec(config.model_type).model_class(config)
 
 
+def freeze_modules(model: nn.Module, names: list) -> list[nn.Module]:
+    """Fix the named top-level submodules (`ModelConfig.freeze`): no gradients, eval mode. Returns them, for
+    `training_mode`. An unknown name is a `ConfigError` listing the model's submodules."""
+    children = dict(model.named_children())
+    frozen = []
+    for name in names:
+        if name not in children:
+            raise ConfigError(f"model.freeze: {name!r} is not a submodule of {type(model).__name__} "
+                              f"(its submodules: {', '.join(children)})")
+        frozen.append(children[name].requires_grad_(False).eval())
+    if frozen:
+        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if trained == 0:
+            raise ConfigError(f"model.freeze={list(names)} leaves no parameter of {type(model).__name__} to train")
+        logger.info("model.freeze=%s: training %d of %d parameters", list(names), trained,
+                    sum(p.numel() for p in model.parameters()))
+    return frozen
+
+
+def training_mode(model: nn.Module, frozen: list[nn.Module]) -> None:
+    """`model.train()` except for the frozen submodules, which stay in eval mode (a frozen quantizer must
+    not move its EMA codebooks or reset dead codes)."""
+    model.train()
+    for module in frozen:
+        module.eval()
+
+
 def resolve_lambda(cfg: TrainConfig, model: nn.Module) -> float | None:
     """The rate-distortion weight of a `rate_distortion` run: `cfg.lambda_rd`, else the model config's
     `rd_lambda`. An explicit value is written into the model config (the bitstream header and the exported
@@ -116,10 +143,13 @@ def lambda_at(step: int, cfg: TrainConfig, lambda_rd: float) -> float:
 
 def optimizer_groups(model: nn.Module, entropy_lr_mult: float) -> list[dict]:
     """AdamW parameter groups, each with an `lr_mult` on the scheduled learning rate: "model" (x1) and,
-    for models with `density_parameters()`, "entropy" (x `entropy_lr_mult`, see `OptimConfig`)."""
-    density = model.density_parameters() if callable(getattr(model, "density_parameters", None)) else []
+    for models with `density_parameters()`, "entropy" (x `entropy_lr_mult`, see `OptimConfig`).
+    Frozen parameters (requires_grad False, see `ModelConfig.freeze`) are left out."""
+    density = [p for p in model.density_parameters() if p.requires_grad] if callable(
+        getattr(model, "density_parameters", None)) else []
     ids = {id(p) for p in density}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "name": "model", "lr_mult": 1.0}]
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in ids], "name": "model",
+               "lr_mult": 1.0}]
     if density:
         groups.append({"params": list(density), "name": "entropy", "lr_mult": float(entropy_lr_mult)})
     return groups
@@ -196,7 +226,9 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
     (entropy-coded) add the rates their streams would have, hard-rounded and priced by the coding tables:
     `bps_coded`, `bps_y_coded`, `bps_z_coded`; `code_entropy_bps`, the empirical entropy of their y and z
     symbols over all clips (per channel) per second; `symbols_changed`, the share of y and z symbols that
-    differ from those the model sends for silence of the same length (0: the stream ignores the input)."""
+    differ from those the model sends for silence of the same length (0: the stream ignores the input).
+    Every submodule is left in the mode it was found in."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     samples, values = [], defaultdict(list)
     coded = callable(getattr(model, "coded_bits", None))
@@ -222,7 +254,8 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
                 symbols[part].append(bits[part][0])
             seconds += x.shape[-1] / sampling_rate
         samples.append((clip_id, clip, y))
-    model.train()
+    for m, mode in modes:
+        m.training = mode
     scores = {k: float(np.nanmean(v)) if not all(np.isnan(v)) else float("nan") for k, v in values.items()}
     if symbols:
         scores["code_entropy_bps"] = sum(empirical_entropy_bits(v) * sum(s.shape[-1] for s in v)
@@ -249,6 +282,7 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
 
     # ---- model, data, losses, discriminators, optimizers
     model = model if model is not None else build_model(cfg.model, cfg.seed)
+    frozen = freeze_modules(model, cfg.model.freeze)
     sr = int(model.config.sampling_rate)
     lambda_rd = resolve_lambda(cfg, model)
     data = CodecData(utterances, cfg.data, sr, cfg.seed, show_progress=main)
@@ -270,7 +304,7 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
         disc_core = accelerator.unwrap_model(disc)
     else:
         model, opt_g = accelerator.prepare(model, opt_g)
-    model.train()
+    training_mode(model, frozen)
 
     # ---- resume, config.yaml, trackers
     if disc is not None and cfg.resume:
