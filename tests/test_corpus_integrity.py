@@ -168,7 +168,7 @@ def test_reader_checks_sizes_counts_and_hashes(corpus, codec_dir, tmp_path):
     tok = AutoCodecTokenizer.from_pretrained(codec_dir)
     assert len(list(TokenShardDataset(out, codec=tok, verify=True))) == 6  # K=4 of a 6-quantizer codec
     other = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("language-codec", preset="tiny"), seed=1)
-    with pytest.raises(CorpusError, match="weights_digest"):
+    with pytest.raises(CorpusError, match="codec mismatch in tokens_digest"):
         TokenShardDataset(out, codec=other)
     with pytest.raises(CorpusError, match="num_quantizers.*supports"):
         TokenShardDataset(out, codec={**tok.codec_info(), "supported_num_quantizers": [6]})

@@ -368,6 +368,9 @@ def test_freeze_encoder_and_quantizer_trains_the_decoder_and_keeps_the_tokens(wa
         assert torch.equal(before[name], after[name]) == name.startswith(("encoder.", "quantizer.")), name
     audio = np.random.default_rng(1).standard_normal(8000).astype(np.float32) * 0.1
     assert torch.equal(start(audio, sampling_rate=SR).codes, final(audio, sampling_rate=SR).codes)
+    # the export says so: same tokens digest, and the start's weights digest as a predecessor (tokenizer.identity)
+    assert final.tokens_digest == start.tokens_digest and final.weights_digest != start.weights_digest
+    assert final.config.same_tokens_as == [start.weights_digest] and final.config_hash == start.config_hash
 
     model = AutoCodecTokenizer.from_pretrained(tmp_path / "start").model
     frozen = freeze_modules(model, ["encoder", "quantizer"])

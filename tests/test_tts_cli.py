@@ -159,7 +159,7 @@ def test_bad_inputs_are_one_line_errors(run, tmp_path, capsys):
         AutoCodecConfig.for_model("language-codec", preset="tiny", encoder_strides=[2, 4, 5, 8], num_quantizers=4,
                                   n_fft=640), seed=1).save_pretrained(tmp_path / "othercodec")
     rc, _, err = synth(capsys, "--model", export, "--codec", str(other), "--text", "hello", *base)
-    assert rc == 2 and "codec mismatch" in one_error_line(err) and "weights_digest" in err
+    assert rc == 2 and "codec mismatch" in one_error_line(err) and "tokens_digest" in err
     rc, _, err = synth(capsys, "--model", str(tmp_path), "--text", "hello", *base)
     assert rc == 2 and "not a TTS model export" in one_error_line(err)
 

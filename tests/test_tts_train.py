@@ -97,9 +97,11 @@ def test_shard_directories_must_agree(sample, tmp_path):
     no_phonemes = variant("nophon", lambda m: m.update(has_phonemes=False))
     with pytest.raises(TTSError, match=f"{no_phonemes} has no phoneme ids"):
         TTSCorpus.load([no_phonemes])
-    other_codec = variant("digest", lambda m: m["codec"].update(weights_digest="0" * 16))
-    with pytest.raises(TTSError, match="codec mismatch in weights_digest"):
+    other_codec = variant("digest", lambda m: m["codec"].update(weights_digest="0" * 16, tokens_digest="1" * 16))
+    with pytest.raises(TTSError, match="codec mismatch in tokens_digest"):
         TTSCorpus.load([tokens, other_codec])
+    other_decoder = variant("decoder", lambda m: m["codec"].update(weights_digest="0" * 16))  # same tokens
+    assert len(TTSCorpus.load([tokens, other_decoder]).train) > 0
     other_vocab = variant("vocab", edit_vocab=lambda v: v["tokens"].append("zz"))
     with pytest.raises(TTSError, match="phoneme vocabularies differ"):
         TTSCorpus.load([tokens, other_vocab])

@@ -23,6 +23,7 @@ _NOT_ARCHITECTURE = {
     "transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype", "output_hidden_states",
     "output_attentions", "return_dict", "chunk_size_feed_forward", "is_encoder_decoder", "id2label",
     "label2id", "problem_type", "_commit_hash", "use_cache",
+    "same_tokens_as",  # lineage of a retrained decoder (tokenizer.identity), not architecture
 }
 
 

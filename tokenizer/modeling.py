@@ -96,22 +96,41 @@ class CodecModel(PreTrainedModel):
         # changes whenever any weight does, at the cost of a tuple instead of hashing every byte.
         return tuple((id(t), t.data_ptr(), t._version) for t in self.state_dict(keep_vars=True).values())
 
+    token_modules: tuple[str, ...] | None = None
+    """The submodules that map audio to codes (e.g. `("encoder", "quantizer")`); None: the whole model.
+    `tokens_digest` hashes only these, so a decoder retrained on frozen tokens keeps it."""
+
     def weights_digest(self) -> str:
         """sha256 (16 hex digits) of every weight and buffer, by name: with the config hash, the identity of
         the codec that made a set of tokens (recorded in shard manifests, bitstreams and TTS checkpoints).
         Cached until any weight changes."""
+        return self._cached_digest("_digest", None)
+
+    def tokens_digest(self) -> str:
+        """sha256 (16 hex digits) of the weights and buffers of `token_modules` (all of them when None): two
+        codecs of one config hash with equal tokens digests make the same codes from the same audio, whatever
+        their decoders (see `tokenizer.identity`)."""
+        if self.token_modules is None:
+            return self.weights_digest()
+        return self._cached_digest("_tokens_digest", self.token_modules)
+
+    def _cached_digest(self, attr: str, prefixes: tuple[str, ...] | None) -> str:
         versions = self._versions()
-        cached = getattr(self, "_digest", None)
+        cached = getattr(self, attr, None)
         if cached is None or cached[0] != versions:
-            self._digest = cached = (versions, state_dict_digest(self))
+            cached = (versions, state_dict_digest(self, prefixes))
+            setattr(self, attr, cached)
         return cached[1]
 
 
-def state_dict_digest(module: torch.nn.Module) -> str:
+def state_dict_digest(module: torch.nn.Module, prefixes: tuple[str, ...] | None = None) -> str:
     """sha256 (16 hex digits) of a module's weights and buffers, by name (the codec identity's weights part;
-    also used for the transformers codecs that `tokenizer.codecs.transformers_codecs` wraps)."""
+    also used for the transformers codecs that `tokenizer.codecs.transformers_codecs` wraps). `prefixes`:
+    only the entries of these submodules."""
     h = hashlib.sha256()
     for name, t in sorted(module.state_dict().items()):
+        if prefixes is not None and name.split(".", 1)[0] not in prefixes:
+            continue
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]

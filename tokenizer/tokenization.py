@@ -139,6 +139,22 @@ class CodecTokenizer:
         return self.model.weights_digest()
 
     @property
+    def tokens_digest(self) -> str:
+        """Hash of the weights that map audio to codes (see `CodecModel.tokens_digest`)."""
+        return self.model.tokens_digest()
+
+    def identity(self) -> dict:
+        """The record `tokenizer.identity.tokens_mismatch` compares: model type, config hash, weights and
+        tokens digests, and the config's `same_tokens_as` (weights digests whose tokens these are too)."""
+        return {
+            "model_type": self.config.model_type,
+            "config_hash": self.config.config_hash(),
+            "weights_digest": self.model.weights_digest(),
+            "tokens_digest": self.model.tokens_digest(),
+            "same_tokens_as": list(getattr(self.config, "same_tokens_as", None) or []),
+        }
+
+    @property
     def name(self) -> str:
         return self.config.model_type
 
@@ -160,9 +176,7 @@ class CodecTokenizer:
         """What a consumer of these tokens must know (written into shard manifests)."""
         k = self.model.check_num_quantizers(num_quantizers)
         return {
-            "model_type": self.config.model_type,
-            "config_hash": self.config.config_hash(),
-            "weights_digest": self.model.weights_digest(),
+            **self.identity(),
             "sampling_rate": self.sampling_rate,
             "hop_length": self.hop_length,
             "frame_rate": self.frame_rate,

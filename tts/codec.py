@@ -1,17 +1,23 @@
 """The codec a TTS model's tokens come from, loaded from the record the shards and the export carry.
 
 A record (`manifest.json`'s "codec", `config.json`'s "codec") names the codec (`name_or_path` / `name`) and
-its identity (`config_hash`, `weights_digest`), plus the codes per frame and, for codecs with post-hoc
-quantization (Stable Codec's FSQ), the setting the tokens were made with (`fsq_levels`, `fsq_stages`), which
-is applied again before the identity is compared.
+its identity (`config_hash`, `weights_digest`, `tokens_digest`, compared by `tokenizer.identity`: a codec
+whose decoder was retrained on the same tokens is accepted), plus the codes per frame and, for codecs with
+post-hoc quantization (Stable Codec's FSQ), the setting the tokens were made with (`fsq_levels`,
+`fsq_stages`), which is applied again before the identity is compared.
 """
 
 from __future__ import annotations
 
+import logging
+
 from tokenizer.auto import AutoCodecTokenizer
 from tokenizer.errors import CodecError
+from tokenizer.identity import tokens_mismatch
 
 from .errors import TTSError
+
+logger = logging.getLogger(__name__)
 
 
 def load_codec(record: dict, source: str | None = None, where: str = "the model"):
@@ -27,10 +33,14 @@ def load_codec(record: dict, source: str | None = None, where: str = "the model"
             tok.set_quantization(levels=int(record["fsq_levels"]), stages=int(record.get("fsq_stages") or 1))
     except CodecError as exc:
         raise TTSError(f"cannot load the codec {source!r} that {where} was trained on: {exc}") from None
-    for key, ours in (("config_hash", tok.config_hash), ("weights_digest", tok.weights_digest)):
-        if ours != record.get(key):
-            raise TTSError(f"codec mismatch: {where} was trained on tokens of {record.get('name')!r} with {key} "
-                           f"{record.get(key)}, but {source!r} has {ours}")
+    ours = tok.identity()
+    key = tokens_mismatch({**record, "model_type": record.get("model_type", ours["model_type"])}, ours)
+    if key is not None:
+        raise TTSError(f"codec mismatch: {where} was trained on tokens of {record.get('name')!r} with {key} "
+                       f"{record.get(key)}, but {source!r} has {ours[key]}")
+    if record.get("weights_digest") != ours["weights_digest"]:
+        logger.info("%s: decoding with %s, whose decoder differs from the one at training time (same tokens)",
+                    where, source)
     try:
         tok.model.check_num_quantizers(int(record.get("num_quantizers")))
     except (CodecError, TypeError, ValueError):

@@ -38,6 +38,7 @@ from data_prep.dataset import TokenShardDataset
 from data_prep.errors import CorpusError
 from data_prep.text.vocab import FILE_NAME as VOCAB_FILE
 from data_prep.text.vocab import PhonemeVocab
+from tokenizer.identity import tokens_mismatch
 
 from .errors import TTSError
 
@@ -86,14 +87,16 @@ class Utterance:
 
 
 def check_codec_identity(a: dict, b: dict, where_a: str, where_b: str) -> None:
-    """TTSError naming the first field of `CODEC_IDENTITY` (then K and codebook size) where two codec
-    records differ. A record without `weights_digest` is refused: the identity cannot be established."""
+    """TTSError naming the field where two codec records tell their tokens apart (`tokenizer.identity`: a
+    codec whose decoder was retrained on frozen tokens matches), then K and codebook size. A record without
+    one of `CODEC_IDENTITY` is refused: the identity cannot be established."""
     for key in (*CODEC_IDENTITY, "num_quantizers", "codebook_size"):
         if a.get(key) is None or b.get(key) is None:
             missing = where_a if a.get(key) is None else where_b
             raise TTSError(f"{missing} records no codec {key}: cannot tell which codec made its tokens")
-        if a[key] != b[key]:
-            raise TTSError(f"codec mismatch in {key}: {where_a} has {a[key]!r}, {where_b} has {b[key]!r}")
+    for key in (tokens_mismatch(a, b), "num_quantizers", "codebook_size"):
+        if key is not None and a.get(key) != b.get(key):
+            raise TTSError(f"codec mismatch in {key}: {where_a} has {a.get(key)!r}, {where_b} has {b.get(key)!r}")
 
 
 @dataclass

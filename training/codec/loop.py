@@ -92,6 +92,19 @@ def freeze_modules(model: nn.Module, names: list) -> list[nn.Module]:
     return frozen
 
 
+def record_same_tokens(model: nn.Module, frozen: list) -> None:
+    """With all of the model's `token_modules` frozen on a warm start, the export makes exactly the starting
+    checkpoint's tokens: add the start's weights digest to `config.same_tokens_as` (`tokenizer.identity`), so
+    shards and TTS models recorded with the start accept the new decoder."""
+    token_modules = getattr(model, "token_modules", None)
+    if not token_modules or not set(token_modules) <= set(frozen):
+        return
+    same = list(getattr(model.config, "same_tokens_as", None) or [])
+    digest = model.weights_digest()
+    model.config.same_tokens_as = same if digest in same else [*same, digest]
+    logger.info("encoder and quantizer frozen: the export makes the tokens of weights digest %s", digest)
+
+
 def training_mode(model: nn.Module, frozen: list[nn.Module]) -> None:
     """`model.train()` except for the frozen submodules, which stay in eval mode (a frozen quantizer must
     not move its EMA codebooks or reset dead codes)."""
@@ -283,6 +296,8 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
     # ---- model, data, losses, discriminators, optimizers
     model = model if model is not None else build_model(cfg.model, cfg.seed)
     frozen = freeze_modules(model, cfg.model.freeze)
+    if cfg.model.init_from:
+        record_same_tokens(model, cfg.model.freeze)
     sr = int(model.config.sampling_rate)
     lambda_rd = resolve_lambda(cfg, model)
     data = CodecData(utterances, cfg.data, sr, cfg.seed, show_progress=main)

@@ -18,6 +18,7 @@ from .configuration_language_codec import LanguageCodecConfig
 
 class LanguageCodecModel(CodecModel):
     config_class = LanguageCodecConfig
+    token_modules = ("encoder", "quantizer")
 
     def __init__(self, config: LanguageCodecConfig):
         super().__init__(config)

@@ -89,6 +89,7 @@ class StableCodecModel(CodecModel):
     """
 
     config_class = StableCodecConfig
+    token_modules = ("encoder", "quantizer")
 
     def __init__(self, config: StableCodecConfig):
         super().__init__(config)

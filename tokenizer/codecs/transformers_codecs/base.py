@@ -171,6 +171,10 @@ class TransformersCodecModel(torch.nn.Module):
             self._digest = cached = (key, state_dict_digest(self.hf))
         return cached[1]
 
+    def tokens_digest(self) -> str:
+        """The whole model's digest: a wrapped codec has no decoder-only identity."""
+        return self.weights_digest()
+
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         directory = Path(directory)
         with quiet_progress_bars():
