@@ -416,6 +416,21 @@ def test_resume_reproduces_uninterrupted_losses(wav_dir, tmp_path):
                                  "--log_with=none"]))
 
 
+
+def test_max_minutes_stops_saves_exports_and_resumes(wav_dir, tmp_path, capsys):
+    """A time-boxed run (max_minutes) stops after the step that passes the deadline, saves its state and
+    exports the model; --resume then finishes the schedule."""
+    common = ["--steps=4", "--eval_every=1000", "--save_every=1000", "--export_every=1000"]
+    out = tmp_path / "boxed"
+    assert main(_cli_args(wav_dir, out, *common, "--max_minutes=1e-9")) == 0
+    assert [h["step"] for h in _history(out)] == [1]
+    assert (out / "state" / "step-1").is_dir() and (out / "final" / "model.safetensors").is_file()
+    assert main(_cli_args(wav_dir, out, *common, "--resume")) == 0
+    assert [h["step"] for h in _history(out)] == [1, 2, 3, 4] and (out / "state" / "step-4").is_dir()
+    capsys.readouterr()
+    assert main(_cli_args(wav_dir, tmp_path / "bad", *common, "--max_minutes=0")) == 2
+    assert "max_minutes=0" in capsys.readouterr().err
+
 class _FakeRateModel(nn.Module):
     """A conv autoencoder with a differentiable rate proxy: rate_loss in bits per audio sample."""
 

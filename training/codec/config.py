@@ -223,6 +223,8 @@ class TrainConfig:
     `lambda_rd` set (weights from its model.safetensors; the optimizer starts fresh).
     stop_at: end this invocation after that step (state saved), to continue later with `--resume`;
     the LR schedule still spans `steps`. resume: "" (fresh), "latest" or a state directory.
+    max_minutes: end this invocation after that much training time (state saved and the model exported to
+    `final`), for a time-boxed machine; `--resume` continues on the same schedule (as the TTS trainer).
     mixed_precision: "bf16" / "fp16" on a GPU only (float32 elsewhere, with a warning); with the GAN
     prefer bf16, as accelerate's single fp16 loss scaler is updated after each of the two optimizers.
     """
@@ -230,6 +232,7 @@ class TrainConfig:
     out_dir: str = "runs/codec"
     steps: int = 1000
     stop_at: int | None = None
+    max_minutes: float | None = None
     seed: int = 0
     mixed_precision: str = "no"
     objective: str = "reconstruction"
@@ -262,6 +265,8 @@ class TrainConfig:
                     "save_every", "export_every"):
             if get_dotted(self, key) < 1:
                 raise ConfigError(f"{key}={get_dotted(self, key)} must be >= 1")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"max_minutes={self.max_minutes} must be > 0 (or unset)")
         if self.lambda_rd is not None and self.lambda_rd <= 0:
             raise ConfigError(f"lambda_rd={self.lambda_rd} must be > 0")
         if self.lambda_warmup_steps < 0 or (self.lambda_warmup_steps and not (self.lambda_warmup_start or 0) > 0):

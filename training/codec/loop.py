@@ -338,6 +338,7 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
     bar = tqdm(range(start, end), initial=start, total=end, disable=not main, desc="train", dynamic_ncols=True)
 
     # ---- the loop
+    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
     for step in bar:
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         scale = lr_scale(step, cfg.steps, o.warmup_steps, o.schedule, o.min_lr_ratio, o.gamma)
@@ -396,6 +397,12 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
             opt_d.step()
             opt_d.zero_grad(set_to_none=True)
         done = step + 1
+        if deadline is not None and done < end:
+            over = torch.tensor([float(time.time() > deadline)], device=device)
+            if bool(accelerator.gather(over).max()):  # every process asks every step, so all stop together
+                logger.info("max_minutes=%g reached at step %d: saving and exporting", cfg.max_minutes, done)
+                end = done
+        out_of_time = deadline is not None and done == end < cfg.steps
 
         # ---- logging, evaluation, checkpoints
         if due(done, cfg.log_every, end):
@@ -442,13 +449,15 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
             accelerator.wait_for_everyone()
         if due(done, cfg.save_every, end):
             state_dir = save_state(accelerator, out, done, cfg.keep_states)
-        if main and due(done, cfg.export_every, cfg.steps):
-            export_dir = out / ("final" if done == cfg.steps else f"export/step-{done}")
+        if main and (due(done, cfg.export_every, cfg.steps) or out_of_time):
+            export_dir = out / ("final" if done == cfg.steps or out_of_time else f"export/step-{done}")
             core = accelerator.unwrap_model(model)
             if hasattr(core, "save_pretrained"):
                 core.save_pretrained(str(export_dir), safe_serialization=True)
             else:
                 export_dir = None
+        if done >= end:
+            break
     bar.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
