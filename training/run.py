@@ -1,16 +1,20 @@
 """The start and the end of a training run, the same for every trainer.
 
 `begin_run` resumes from `cfg.resume` ("latest" or a state directory), writes `config.yaml` and starts the
-trackers; `print_summary` prints what a run did when it ends. A trainer's config needs `out_dir`, `steps`,
-`stop_at`, `resume` and `log_with`; its result is a `TrainResult` (or a subclass that adds fields).
+trackers; `past_deadline` tells every process at once that `max_minutes` has run out; `print_summary` prints
+what a run did when it ends. A trainer's config needs `out_dir`, `steps`, `stop_at`, `resume` and `log_with`;
+its result is a `TrainResult` (or a subclass that adds fields).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from .checkpointing import load_state, resolve_resume
 from .config import dump_config, to_dict
@@ -63,6 +67,15 @@ def begin_run(accelerator, cfg: Any, project: str) -> RunStart:
     writer = accelerator.get_tracker("tensorboard", unwrap=True) if main and cfg.log_with == "tensorboard" else None
     return RunStart(start=saved.get("step", 0), end=min(cfg.steps, cfg.stop_at or cfg.steps), saved=saved,
                     writer=writer)
+
+
+def past_deadline(accelerator, deadline: float | None) -> bool:
+    """True once any process is past `deadline` (a `time.time()` value; None: never). Every process must ask at
+    every step: the answer is gathered, so all of them stop after the same step."""
+    if deadline is None:
+        return False
+    over = torch.tensor([float(time.time() > deadline)], device=accelerator.device)
+    return bool(accelerator.gather(over).max())
 
 
 def print_summary(result: Any, total_steps: int, shown: dict, extra: str = "") -> None:

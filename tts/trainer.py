@@ -42,7 +42,7 @@ from tokenizer.loading import quiet_progress_bars
 from training.checkpointing import due, save_state
 from training.config import build, merge, parse_overrides
 from training.schedule import lr_scale
-from training.run import TrainResult as RunResult, begin_run
+from training.run import TrainResult as RunResult, begin_run, past_deadline
 from training.tracking import append_jsonl
 
 from .codec import load_codec as load_recorded_codec
@@ -303,11 +303,9 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
                 optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
-        if deadline is not None and done < end:
-            over = torch.tensor([float(time.time() > deadline)], device=device)
-            if bool(accelerator.gather(over).max()):  # every process asks every step, so all stop together
-                logger.info("max_minutes=%g reached at step %d: saving and exporting", cfg.max_minutes, done)
-                end = done
+        if done < end and past_deadline(accelerator, deadline):
+            logger.info("max_minutes=%g reached at step %d: saving and exporting", cfg.max_minutes, done)
+            end = done
         if skipped:
             nonfinite += 1
             logger.warning("step %d: loss %s, gradient norm %s: not finite, update skipped (%d so far)",

@@ -52,7 +52,7 @@ from tokenizer.errors import ConfigError
 from tokenizer.registry import get_codec_spec
 
 from ..checkpointing import due, resolve_resume, save_state
-from ..run import TrainResult, begin_run
+from ..run import TrainResult, begin_run, past_deadline
 from ..schedule import lr_scale
 from ..tracking import append_jsonl
 from .config import ModelConfig, TrainConfig
@@ -397,11 +397,9 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
             opt_d.step()
             opt_d.zero_grad(set_to_none=True)
         done = step + 1
-        if deadline is not None and done < end:
-            over = torch.tensor([float(time.time() > deadline)], device=device)
-            if bool(accelerator.gather(over).max()):  # every process asks every step, so all stop together
-                logger.info("max_minutes=%g reached at step %d: saving and exporting", cfg.max_minutes, done)
-                end = done
+        if done < end and past_deadline(accelerator, deadline):
+            logger.info("max_minutes=%g reached at step %d: saving and exporting", cfg.max_minutes, done)
+            end = done
         out_of_time = deadline is not None and done == end < cfg.steps
 
         # ---- logging, evaluation, checkpoints
