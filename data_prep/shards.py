@@ -56,8 +56,10 @@ Resuming
 - the planned utterance ids (``ids_hash``: the corpus listing and ``shard_size``);
 - the *identity* of the run, a flat dict the caller passes to ``ShardWriter`` and ``completed_shards``
   and that every sidecar records: for ``tokenize-corpus`` the codec (``model_type``, ``config_hash``,
-  ``weights_digest``), the quantizer count and any post-hoc quantization settings, the ``--language``
-  override, the text normaliser's version and a hash of the phoneme vocabulary;
+  ``weights_digest``, ``tokens_digest``), the quantizer count and any post-hoc quantization settings, the
+  ``--language`` override, the text normaliser's version and a hash of the phoneme vocabulary. Codecs that
+  make the same tokens count as the same (``tokenizer.identity``): a run started with a checkpoint whose
+  decoder was since retrained on frozen tokens resumes;
 - the shard's ``content_hash`` (``ShardPlan.content_hash``, from per-utterance fingerprints given to
   ``plan_shards``): for ``tokenize-corpus`` the text, normalised text, language, speaker and phoneme
   string of each planned utterance, so an edited transcript or another espeak-ng version is noticed.
@@ -100,6 +102,7 @@ import numpy as np
 from webdataset.writer import TarWriter
 
 from data_prep.errors import CorpusError
+from tokenizer.identity import tokens_mismatch
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -214,11 +217,19 @@ def fingerprint(values: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+_WEIGHTS_KEYS = ("weights_digest", "tokens_digest", "same_tokens_as")
+
+
 def identity_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
-    """``key=old vs new`` for every key whose value differs between two identities, sorted by key."""
+    """``key=old vs new`` for every key whose value differs between two identities, sorted by key.
+    Two codecs that make the same tokens (`tokenizer.identity.tokens_mismatch`: e.g. a checkpoint whose
+    decoder alone was retrained) do not differ: their weights digests are not compared."""
     # Compared as stored in JSON (a tuple comes back from a sidecar as a list, numpy numbers as numbers).
     old, new = (json.loads(json.dumps(d or {}, default=_json_default)) for d in (old, new))
-    return [f"{k}: {old.get(k)!r} vs {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    keys = set(old) | set(new)
+    if keys & set(_WEIGHTS_KEYS) and tokens_mismatch(old, new) is None:
+        keys -= set(_WEIGHTS_KEYS)
+    return [f"{k}: {old.get(k)!r} vs {new.get(k)!r}" for k in sorted(keys) if old.get(k) != new.get(k)]
 
 
 def _sha256(path: Path) -> str:

@@ -25,7 +25,8 @@ What is refused, skipped or repaired:
 
 Resuming: re-running the same command skips finished shards; killing it at any moment loses nothing
 (Ctrl-C says "interrupted: re-run the same command to resume"). A finished shard is reused only when
-everything that decided its content is the same: codec (config hash and weights digest), quantizer
+everything that decided its content is the same: the codec's tokens (config hash and weights digest, or
+tokens digest: a checkpoint whose decoder alone was retrained resumes), quantizer
 count and post-hoc quantization, language, text normaliser version, phoneme vocabulary and each
 utterance's text. Anything else is refused with one line naming what differs: re-run with the original
 settings or into a fresh `--out` (see `data_prep.shards`, Resuming). Under torchrun or

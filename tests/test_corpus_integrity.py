@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import data_prep.tokenize_corpus as cli
 from data_prep.tokenize_corpus import main
@@ -100,6 +101,30 @@ def test_resume_with_other_quantizers_or_weights_is_refused_and_nothing_changes(
         assert _run(corpus, codec_dir, out) == 2
         _one_line_error(capsys, "phoneme_vocab")
 
+
+
+def test_resume_with_a_retrained_decoder_on_the_same_tokens_continues(corpus, codec_dir, tmp_path, capsys):
+    """A checkpoint whose decoder alone changed (e.g. a new shipped version trained with the encoder and
+    quantizer frozen) makes the same tokens: an interrupted run resumes with it, and the corpus equals an
+    uninterrupted run with the first checkpoint."""
+    whole = tmp_path / "whole"
+    assert _run(corpus, codec_dir, whole, "--no-phonemes") == 0
+    retrained = AutoCodecTokenizer.from_pretrained(codec_dir)
+    with torch.no_grad():
+        for p in retrained.model.head.parameters():
+            p.add_(0.01)
+    first = AutoCodecTokenizer.from_pretrained(codec_dir)
+    assert retrained.weights_digest != first.weights_digest and retrained.tokens_digest == first.tokens_digest
+    retrained_dir = retrained.save_pretrained(tmp_path / "retrained")
+
+    out = tmp_path / "k"
+    assert _run(corpus, codec_dir, out, "--no-phonemes", "--stop-after-shards", "1") == 130
+    capsys.readouterr()
+    assert _run(corpus, retrained_dir, out, "--no-phonemes") == 0
+    assert _shard_bytes(out).keys() == _shard_bytes(whole).keys()
+    a, b = TokenShardDataset(whole, codec=first), TokenShardDataset(out, codec=first)
+    assert [(x["id"], x["codes"].tolist()) for x in a] == [(x["id"], x["codes"].tolist()) for x in b]
+    assert read_manifest(out)["codec"]["weights_digest"] == retrained.weights_digest
 
 def test_old_format_is_refused_with_a_clear_message(corpus, codec_dir, tmp_path, capsys):
     out = tmp_path / "v1"
