@@ -102,7 +102,7 @@ import numpy as np
 from webdataset.writer import TarWriter
 
 from data_prep.errors import CorpusError
-from tokenizer.identity import tokens_mismatch
+from tokenizer.identity import WEIGHTS_KEYS, tokens_mismatch
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -217,9 +217,6 @@ def fingerprint(values: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-_WEIGHTS_KEYS = ("weights_digest", "tokens_digest", "same_tokens_as")
-
-
 def identity_differences(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:
     """``key=old vs new`` for every key whose value differs between two identities, sorted by key.
     Two codecs that make the same tokens (`tokenizer.identity.tokens_mismatch`: e.g. a checkpoint whose
@@ -227,8 +224,8 @@ def identity_differences(old: dict[str, Any] | None, new: dict[str, Any] | None)
     # Compared as stored in JSON (a tuple comes back from a sidecar as a list, numpy numbers as numbers).
     old, new = (json.loads(json.dumps(d or {}, default=_json_default)) for d in (old, new))
     keys = set(old) | set(new)
-    if keys & set(_WEIGHTS_KEYS) and tokens_mismatch(old, new) is None:
-        keys -= set(_WEIGHTS_KEYS)
+    if keys & set(WEIGHTS_KEYS) and tokens_mismatch(old, new) is None:
+        keys -= set(WEIGHTS_KEYS)
     return [f"{k}: {old.get(k)!r} vs {new.get(k)!r}" for k in sorted(keys) if old.get(k) != new.get(k)]
 
 

@@ -102,7 +102,6 @@ def test_resume_with_other_quantizers_or_weights_is_refused_and_nothing_changes(
         _one_line_error(capsys, "phoneme_vocab")
 
 
-
 def test_resume_with_a_retrained_decoder_on_the_same_tokens_continues(corpus, codec_dir, tmp_path, capsys):
     """A checkpoint whose decoder alone changed (e.g. a new shipped version trained with the encoder and
     quantizer frozen) makes the same tokens: an interrupted run resumes with it, and the corpus equals an
@@ -125,6 +124,7 @@ def test_resume_with_a_retrained_decoder_on_the_same_tokens_continues(corpus, co
     a, b = TokenShardDataset(whole, codec=first), TokenShardDataset(out, codec=first)
     assert [(x["id"], x["codes"].tolist()) for x in a] == [(x["id"], x["codes"].tolist()) for x in b]
     assert read_manifest(out)["codec"]["weights_digest"] == retrained.weights_digest
+
 
 def test_old_format_is_refused_with_a_clear_message(corpus, codec_dir, tmp_path, capsys):
     out = tmp_path / "v1"

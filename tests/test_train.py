@@ -416,7 +416,6 @@ def test_resume_reproduces_uninterrupted_losses(wav_dir, tmp_path):
                                  "--log_with=none"]))
 
 
-
 def test_max_minutes_stops_saves_exports_and_resumes(wav_dir, tmp_path, capsys):
     """A time-boxed run (max_minutes) stops after the step that passes the deadline, saves its state and
     exports the model; --resume then finishes the schedule."""
@@ -430,6 +429,7 @@ def test_max_minutes_stops_saves_exports_and_resumes(wav_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(_cli_args(wav_dir, tmp_path / "bad", *common, "--max_minutes=0")) == 2
     assert "max_minutes=0" in capsys.readouterr().err
+
 
 class _FakeRateModel(nn.Module):
     """A conv autoencoder with a differentiable rate proxy: rate_loss in bits per audio sample."""

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-IDENTITY_KEYS = ("model_type", "config_hash", "weights_digest", "tokens_digest", "same_tokens_as")
+# the keys that may differ between two records of the same tokens
+WEIGHTS_KEYS = ("weights_digest", "tokens_digest", "same_tokens_as")
+IDENTITY_KEYS = ("model_type", "config_hash", *WEIGHTS_KEYS)
 
 
 def tokens_mismatch(a: Mapping, b: Mapping) -> str | None:
