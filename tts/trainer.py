@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import gather_object
 
 from data_prep.text.vocab import PhonemeVocab
 from tokenizer.errors import ConfigError
@@ -327,10 +328,10 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
                            "tokens_per_second": tokens / max(now - t_log, 1e-9)})
             t_log, last_logged, tokens = now, done, 0
             sums, counts = defaultdict(float), defaultdict(int)
-            if accelerator.num_processes > 1:  # every process logs at the same steps with the same keys
-                keys = sorted(values)
-                mean = accelerator.reduce(torch.tensor([float(values[k]) for k in keys], device=device), "mean")
-                values = dict(zip(keys, mean.tolist()))
+            if accelerator.num_processes > 1:  # every process logs at the same steps; keys may differ (the
+                # NAR levels an item drew): each key is the mean over the processes that have it
+                every = gather_object([values])
+                values = {k: float(np.mean([v[k] for v in every if k in v])) for k in sorted(set().union(*every))}
                 values["tokens_per_second"] *= accelerator.num_processes
                 values["nonfinite_steps"] = nonfinite
             logs = {"step": done, **values}

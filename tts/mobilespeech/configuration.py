@@ -35,6 +35,9 @@ of those facts is a choice, with its reason:
   embedding per code. Why: learned code embeddings memorised the training utterances' frames and aligned
   unseen ones worse than a uniform alignment (`tts.alignment`'s docstring has the numbers); the trainer
   falls back to "codes", with a warning, only for codecs without such a table.
+- Input scale (`input_scale`): every token embedding (phonemes, codes, level) is read at unit RMS under
+  the stacks' additive sinusoid (`tts.layers.ScaledEmbedding`); at std 0.02, as before, position drowned
+  the content (exports written before load with `input_scale` = 1, unchanged).
 - Durations: learned jointly by an aligner (`tts.alignment`, width `aligner_dim`); losses: SMD
   cross-entropy + `duration_loss_weight` x MSE of log(1 + d) + `align_loss_weight` x forward-sum loss;
   the beta-binomial prior guides the aligner for the first `prior_steps` training steps (RAD-TTS uses
@@ -51,6 +54,7 @@ from typing import ClassVar
 
 from tokenizer.errors import ConfigError
 
+from ..layers import UNIT_SCALE
 from ..model import TTSConfig
 
 
@@ -84,6 +88,7 @@ class MobileSpeechConfig(TTSConfig):
     duration_loss_weight: float = 1.0
     align_loss_weight: float = 1.0
     prior_steps: int = 2000
+    input_scale: float = UNIT_SCALE
 
     def __post_init__(self, **kwargs):
         self.check_heads(self.hidden_size, self.num_attention_heads)
@@ -96,6 +101,8 @@ class MobileSpeechConfig(TTSConfig):
         if self.aligner_features not in ("codec", "codes"):
             raise ConfigError(f"aligner_features={self.aligner_features!r}: use 'codec' (the codec's code vectors) "
                               "or 'codes' (learned code embeddings)")
+        if self.input_scale <= 0:
+            raise ConfigError(f"input_scale={self.input_scale} must be > 0")
         if self.conv_kernel_size % 2 == 0:
             raise ConfigError(f"conv_kernel_size={self.conv_kernel_size} must be odd")
         steps = self.steps_per_level or [16, 1]
@@ -109,6 +116,9 @@ class MobileSpeechConfig(TTSConfig):
         # learned code embeddings, and load as such.
         if "aligner_features" not in config_dict:
             config_dict = {**config_dict, "aligner_features": "codes"}
+        # Exports written before `input_scale` read their token embeddings unscaled: they load as such.
+        if "input_scale" not in config_dict:
+            config_dict = {**config_dict, "input_scale": 1.0}
         return super().from_dict(config_dict, **kwargs)
 
     @property
@@ -143,6 +153,6 @@ class MobileSpeechConfig(TTSConfig):
 TRAIN_PRESETS: dict[str, dict] = {
     "paper": {"steps": 300_000, "optim": {"lr": 5e-4, "warmup_steps": 5000}, "data": {"max_tokens": 4000}},
     "small": {"steps": 100_000, "optim": {"lr": 5e-4, "warmup_steps": 4000}, "data": {"max_tokens": 4000}},
-    "tiny": {"steps": 3000, "optim": {"lr": 1e-3, "warmup_steps": 200}, "data": {"max_tokens": 4000},
+    "tiny": {"steps": 3000, "optim": {"lr": 2e-3, "warmup_steps": 50}, "data": {"max_tokens": 4000},
              "eval_every": 500, "save_every": 500, "sample_every": 1000},
 }

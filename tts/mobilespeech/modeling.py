@@ -46,6 +46,7 @@ from ..alignment import (AlignmentModule, beta_binomial_prior, forward_sum_loss,
 from ..data import TTSBatch
 from ..errors import TTSError
 from ..generation import GenerationConfig
+from ..layers import ScaledEmbedding
 from ..model import TTSModel, TTSOutput
 from .blocks import ConformerStack
 from .configuration import MobileSpeechConfig
@@ -77,7 +78,8 @@ class MobileSpeechModel(TTSModel):
         d, K, V = c.hidden_size, c.num_quantizers, c.codebook_size
         stack = dict(dim=d, heads=c.num_attention_heads, ffn=c.intermediate_size, kernel_size=c.conv_kernel_size,
                      dropout=c.dropout)
-        self.phoneme_embedding = nn.Embedding(c.phoneme_vocab_size, d)
+        # token embeddings at unit scale under the stacks' additive sinusoid (tts.layers.ScaledEmbedding)
+        self.phoneme_embedding = ScaledEmbedding(c.phoneme_vocab_size, d, c.input_scale)
         self.encoder = ConformerStack(c.encoder_layers, **stack)
         if c.aligner_features == "codec" and not c.aligner_feature_dim:
             raise ConfigError("aligner_features='codec' needs aligner_feature_dim, the width of the codec's code "
@@ -88,16 +90,14 @@ class MobileSpeechModel(TTSModel):
         self.duration_in = nn.Linear(2, d)
         self.duration_predictor = ConformerStack(c.duration_layers, **stack)
         self.duration_out = nn.Linear(d, 1)
-        self.code_embeddings = nn.ModuleList(nn.Embedding(V + 1, d) for _ in range(K))  # + mask id
+        self.code_embeddings = nn.ModuleList(ScaledEmbedding(V + 1, d, c.input_scale) for _ in range(K))  # + mask id
         self.prompt_encoder = ConformerStack(c.prompt_encoder_layers, **stack)
         self.null_memory = nn.Parameter(torch.zeros(1, 1, d))
         self.level_logits = nn.Parameter(torch.zeros(K))   # per-level weights of the SMD input (softmax)
-        self.level_embedding = nn.Embedding(K, d)
+        self.level_embedding = ScaledEmbedding(K, d, c.input_scale)
         self.decoder = ConformerStack(c.decoder_layers, cross_attention=True, **stack)
         self.heads = nn.ModuleList(nn.Linear(d, V) for _ in range(K))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))  # training forwards (prior)
-        for emb in (self.phoneme_embedding, *self.code_embeddings, self.level_embedding):
-            nn.init.normal_(emb.weight, std=0.02)
         self.post_init()
 
     @classmethod
@@ -280,14 +280,26 @@ class MobileSpeechModel(TTSModel):
         return d[:reached], reached
 
     @torch.no_grad()
+    def frame_phonemes(self, phonemes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """The aligner's phoneme index (T,) of every frame of an utterance: phonemes (P,), codes (K, T) (the
+        monotonic path training regulates length with)."""
+        P, T = torch.tensor([len(phonemes)]), torch.tensor([codes.shape[-1]])
+        ll = self.align(phonemes[None], P, codes[None], T, prior=False)
+        return hard_alignment(ll, P, T)[0].argmax(0)
+
+    @torch.no_grad()
     def generate(self, phonemes: list, prompts: list[torch.Tensor], num_target_phonemes: list[int],
-                 config: GenerationConfig | None = None) -> list[torch.Tensor]:
+                 config: GenerationConfig | None = None,
+                 frame_phonemes: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Codes (K, F_i) of new speech per item (the prompt not repeated), batched.
 
         phonemes: ids of the whole text per item (prompt transcript, then the text to say); prompts: codes
         (K, Fp_i), Fp_i >= 1; num_target_phonemes: phonemes of the text to say (all of them in continuation
         mode: the prompt then covers a prefix, found by the aligner). `config`: a `MaskDecodingConfig` (speed,
         steps per level) or any `GenerationConfig` (greedy/sampling, temperature, seed, length cap).
+        `frame_phonemes` (oracle length regulation, for evaluation): the phoneme index of every frame to
+        generate (F_i,) per item, e.g. `frame_phonemes(...)[Fp:]` of a real utterance; the durations are then
+        not predicted and the output has exactly those frames.
         """
         cfg = config or GenerationConfig()
         c, K = self.config, self.config.num_quantizers
@@ -316,6 +328,11 @@ class MobileSpeechModel(TTSModel):
             log_d = self.predict_log_durations(states, pm, known, durations).float()
             frames, lengths = [], []
             for i, n in enumerate(n_known):
+                if frame_phonemes is not None:
+                    index = torch.as_tensor(frame_phonemes[i], dtype=torch.long, device=device)
+                    frames.append(states[i, index])
+                    lengths.append(len(index))
+                    continue
                 target = (torch.expm1(log_d[i, n : int(pl[i])]).clamp(min=0) / speed).cpu()
                 cap = min(c.max_frames, cfg.max_frames(int(pl[i]) - n, c.frame_rate))
                 if target.sum() > cap:

@@ -24,7 +24,6 @@ Shapes: codes LongTensor (B, K, F); phonemes LongTensor (B, P); lengths LongTens
 from __future__ import annotations
 
 import logging
-import math
 
 import torch
 import torch.nn.functional as F
@@ -34,20 +33,13 @@ from transformers import LlamaConfig, LlamaModel
 from ..data import TTSBatch
 from ..errors import TTSError
 from ..generation import GenerationConfig, sample_next
+from ..layers import ScaledEmbedding, sinusoidal
 from ..model import TTSModel, TTSOutput
 from .configuration import ValleConfig
 
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
-
-
-def sinusoidal(positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """(...,) integer positions -> (..., dim) sinusoidal embeddings (Vaswani et al.)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device, dtype=torch.float32) / half)
-    angles = positions.float()[..., None] * freqs
-    return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -213,27 +205,27 @@ class ValleNAR(nn.Module):
         super().__init__()
         d, K = config.hidden_size, config.num_quantizers
         self.K, self.V, self.dim, self.tie = K, config.codebook_size, d, config.nar_tie_output
-        self.text_embedding = nn.Embedding(config.phoneme_vocab_size, d)
-        self.audio_embeddings = nn.ModuleList(nn.Embedding(config.codebook_size, d) for _ in range(K))
+        # read at unit scale under the additive sinusoid, stored small for the tied output (tts.layers)
+        self.text_embedding = ScaledEmbedding(config.phoneme_vocab_size, d, config.input_scale)
+        self.audio_embeddings = nn.ModuleList(ScaledEmbedding(config.codebook_size, d, config.input_scale)
+                                              for _ in range(K))
         self.blocks = nn.ModuleList(
             NARBlock(d, config.num_attention_heads, config.intermediate_size, config.dropout, K - 1)
             for _ in range(config.num_hidden_layers))
         self.norm = AdaptiveLayerNorm(d, K - 1)
         self.dropout = nn.Dropout(config.dropout)
         self.heads = None if self.tie else nn.ModuleList(nn.Linear(d, config.codebook_size) for _ in range(K - 1))
-        for emb in (self.text_embedding, *self.audio_embeddings):
-            nn.init.normal_(emb.weight, std=0.02)  # small: tied output logits start near uniform
 
     def _embed_audio(self, codes: torch.Tensor, upto: int) -> torch.Tensor:
         """Sum of the embeddings of codebooks 0..upto-1 of codes (K, F) -> (F, D)."""
         return sum(self.audio_embeddings[k](codes[k]) for k in range(upto))
 
     def hidden(self, phonemes: list[torch.Tensor], prompts: list[torch.Tensor], targets: list[torch.Tensor],
-               stage: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """Hidden states (B, L, D) predicting codebook `stage` (0-based, >= 1) of the targets, the padding
+               stages: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Hidden states (B, L, D) predicting codebook `stages[i]` (0-based, >= 1) of target i, the padding
         mask (B, L) and the offset of each item's target in the sequence."""
         seqs, offsets = [], []
-        for ph, pr, tg in zip(phonemes, prompts, targets):
+        for ph, pr, tg, stage in zip(phonemes, prompts, targets, stages):
             dev = ph.device
             text = self.text_embedding(ph) + sinusoidal(torch.arange(len(ph), device=dev), self.dim)
             audio = torch.cat([self._embed_audio(pr, self.K) if pr.shape[-1] else pr.new_zeros(0, self.dim).float(),
@@ -246,7 +238,7 @@ class ValleNAR(nn.Module):
         mask = torch.zeros(B, L, dtype=torch.bool, device=x.device)
         for i, s in enumerate(seqs):
             x[i, : len(s)], mask[i, : len(s)] = s, True
-        st = torch.full((B,), stage - 1, dtype=torch.long, device=x.device)
+        st = torch.tensor(stages, dtype=torch.long, device=x.device) - 1
         h = self.dropout(x)
         for block in self.blocks:
             h = block(h, mask, st)
@@ -257,22 +249,29 @@ class ValleNAR(nn.Module):
             return F.linear(h, self.audio_embeddings[stage].weight)
         return self.heads[stage - 1](h)
 
-    def loss(self, batch: TTSBatch, stage: int) -> tuple[torch.Tensor, dict]:
-        """Cross-entropy of codebook `stage` (0-based) over the target frames."""
+    def loss(self, batch: TTSBatch, stages: list[int]) -> tuple[torch.Tensor, dict]:
+        """Cross-entropy of codebook `stages[i]` (0-based, >= 1) of item i, over all target frames of the batch;
+        loss and top-1/top-10 per codebook trained."""
         n = len(batch)
         phonemes = [batch.phonemes[i, : int(batch.phoneme_lengths[i])] for i in range(n)]
         prompts = [batch.prompt[i, :, : int(batch.prompt_lengths[i])] for i in range(n)]
         targets = [batch.codes[i, :, : int(batch.code_lengths[i])] for i in range(n)]
-        h, mask, offsets = self.hidden(phonemes, prompts, targets, stage)
-        labels = torch.full(h.shape[:2], IGNORE, dtype=torch.long, device=h.device)
-        for i, (off, tg) in enumerate(zip(offsets, targets)):
-            labels[i, off : off + tg.shape[-1]] = tg[stage]
-        logits = self.logits(h, stage)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
-        q = stage + 1
-        return loss, {"nar/loss": float(loss.detach()), f"nar/loss_q{q}": float(loss.detach()),
-                      f"nar/top10_q{q}": float(topk_accuracy(logits.detach(), labels, 10)),
-                      f"nar/top1_q{q}": float(topk_accuracy(logits.detach(), labels, 1))}
+        h, mask, offsets = self.hidden(phonemes, prompts, targets, stages)
+        total, count, metrics = h.new_zeros((), dtype=torch.float32), 0, {}
+        for stage in sorted(set(stages)):
+            rows = [i for i, s in enumerate(stages) if s == stage]
+            hs = torch.cat([h[i, off : off + targets[i].shape[-1]] for i, off in ((i, offsets[i]) for i in rows)])
+            labels = torch.cat([targets[i][stage] for i in rows])
+            logits = self.logits(hs, stage).float()
+            ce = F.cross_entropy(logits, labels, reduction="sum")
+            total, count = total + ce, count + len(labels)
+            q = stage + 1
+            metrics.update({f"nar/loss_q{q}": float(ce.detach()) / max(len(labels), 1),
+                            f"nar/top10_q{q}": float(topk_accuracy(logits.detach(), labels, 10)),
+                            f"nar/top1_q{q}": float(topk_accuracy(logits.detach(), labels, 1))})
+        loss = total / max(count, 1)
+        metrics["nar/loss"] = float(loss.detach())
+        return loss, metrics
 
     @torch.no_grad()
     def generate(self, phonemes: list[torch.Tensor], prompts: list[torch.Tensor],
@@ -282,7 +281,7 @@ class ValleNAR(nn.Module):
         for c, f in zip(codes, first):
             c[0] = f
         for stage in range(1, self.K):
-            h, _, offsets = self.hidden(phonemes, prompts, codes, stage)
+            h, _, offsets = self.hidden(phonemes, prompts, codes, [stage] * len(codes))
             pred = self.logits(h, stage).argmax(-1)
             for i, (off, c) in enumerate(zip(offsets, codes)):
                 c[stage] = pred[i, off : off + c.shape[-1]]
@@ -294,12 +293,20 @@ class ValleModel(TTSModel):
 
     config_class = ValleConfig
     base_model_prefix = "valle"
+    # the AR-stop record (`ar_stop_top1`) is training state: exports written before it load without it
+    _keys_to_ignore_on_load_missing = [r"^ar_top1_mean$", r"^ar_stopped_at$", r"^num_updates$"]
+    AR_TOP1_DECAY = 0.9  # running mean of the AR's batch top-1 over about ten steps
 
     def __init__(self, config: ValleConfig):
         super().__init__(config)
         self.ar = ValleAR(config)
         self.nar = ValleNAR(config) if config.has_nar else None
         self.train_stage = "both"
+        # Training state kept in the model so that a resumed run makes the same decision (saved with it).
+        # Under DDP the buffers are broadcast from the main process every step: all processes agree.
+        self.register_buffer("ar_top1_mean", torch.zeros(()))
+        self.register_buffer("ar_stopped_at", torch.zeros((), dtype=torch.long))  # 0: AR still trained
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self.post_init()
 
     def set_train_stage(self, stage: str) -> None:
@@ -309,22 +316,53 @@ class ValleModel(TTSModel):
             raise TTSError("--stage nar: a codec with one codebook has no NAR stages to train")
         self.train_stage = stage
 
+    @property
+    def trains_ar(self) -> bool:
+        """Whether this training step computes the AR loss: `--stage ar|both`, and with "both" not stopped
+        by `ar_stop_top1` (a model without a NAR always trains its AR)."""
+        if self.train_stage == "nar":
+            return False
+        return self.train_stage == "ar" or self.nar is None or int(self.ar_stopped_at) == 0
+
+    def _track_ar(self, top1: float) -> None:
+        """Running mean of the AR's teacher-forced top-1; stop its loss once it reaches `ar_stop_top1`."""
+        d = self.AR_TOP1_DECAY
+        self.ar_top1_mean.fill_(top1 if int(self.num_updates) == 1 else d * float(self.ar_top1_mean) + (1 - d) * top1)
+        limit = self.config.ar_stop_top1
+        if (self.train_stage == "both" and self.nar is not None and limit is not None
+                and int(self.num_updates) >= 10 and float(self.ar_top1_mean) >= limit):
+            self.ar_stopped_at.fill_(int(self.num_updates))
+            logger.info("AR teacher-forced top-1 %.4f >= ar_stop_top1=%g at update %d: the AR's loss is dropped, "
+                        "every later step trains the NAR", float(self.ar_top1_mean), limit, int(self.num_updates))
+
     def forward(self, batch: TTSBatch, stage: int | None = None) -> TTSOutput:
         """Training loss of the selected parts (mean of AR and NAR losses for "both"). NAR codebook: `stage`
-        (0-based, >= 1) or one drawn uniformly from 1..K-1 with torch's global generator."""
+        (0-based, >= 1) for every item, or drawn uniformly from 1..K-1 with torch's global generator, per
+        item (`nar_stage_per_item`) or once for the batch."""
         losses, metrics = [], {}
-        if self.train_stage in ("both", "ar"):
+        if self.training:
+            self.num_updates += 1
+        if self.train_stage != "nar" and (self.trains_ar or not self.training):
             loss, m = self.ar.loss(batch)
             losses.append(loss)
             metrics.update(m)
+            if self.training:
+                self._track_ar(m["ar/top1"])
         if self.train_stage in ("both", "nar") and self.nar is not None:
-            if stage is None:
-                stage = int(torch.randint(1, self.config.num_quantizers, ()))
-            loss, m = self.nar.loss(batch, stage)
+            K = self.config.num_quantizers
+            if stage is not None:
+                stages = [stage] * len(batch)
+            elif self.config.nar_stage_per_item:
+                stages = torch.randint(1, K, (len(batch),)).tolist()
+            else:
+                stages = [int(torch.randint(1, K, ()))] * len(batch)
+            loss, m = self.nar.loss(batch, stages)
             losses.append(loss)
             metrics.update(m)
         total = sum(losses) / len(losses)
         metrics["loss"] = float(total.detach())
+        if self.train_stage == "both" and self.nar is not None:
+            metrics["ar/stopped"] = float(int(self.ar_stopped_at) > 0)
         return TTSOutput(loss=total, metrics=metrics)
 
     @torch.no_grad()
