@@ -12,15 +12,41 @@ Reference manifest (JSONL, one object per line; paths relative to the manifest's
 - `text` (required): what should have been said (normalised before scoring, see `asr.py`);
 - `reference_audio` (optional): the ground-truth recording of the same text -> `spk_sim_reference`;
 - `prompt_audio` (optional): the speaker prompt given to the TTS model -> `spk_sim_prompt`.
-Other keys (e.g. `prompt_text`, which `synthesize` writes) are ignored. A missing or unreadable generated
+Other keys (e.g. `prompt_text`, which `synthesize` reads) are ignored. A missing or unreadable generated
 file is reported (`missing` / `skipped` in summary.json) and left out, not fatal. `--language` selects
 the transcript normaliser and the ASR's language.
 
+Synthesis record (`<generated>/<id>.wav.json`, written by `synthesize` beside every output; sample counts at
+`sampling_rate` Hz):
+
+    {"format_version": 1, "id": "1089_134686_000001", "mode": "continuation", "sampling_rate": 16000,
+     "num_samples": 131200, "prompt_samples": 48000, "prompt_seconds": 3.0, "prompt_input_samples": 48000,
+     "prompt_input_seconds": 3.0, "prompt_audio": "/data/LibriTTS/.../1089_134686_000001.wav"}
+
+(evaluate-tts reads `mode`, `sampling_rate`, `prompt_samples` and `prompt_input_samples`; the rest is for
+the reader.)
+
+- `mode`: `continuation` (the output is the prompt's codec resynthesis, `prompt_samples` long = the prompt's
+  frames / frame rate, followed by the generated rest; the model was given the first `prompt_input_samples`
+  of the prompt file: `prompt_audio`, else `reference_audio`, as `synthesize` takes it) or `cross-sentence`
+  (the output is the new sentence only, `prompt_samples` 0; the model was given the whole `prompt_audio`).
+- Continuation: speaker similarity, DNSMOS and UTMOS score the generated part only (the output after
+  `prompt_samples`): `spk_sim_prompt` against the crop of the prompt file the model saw, `spk_sim_reference`
+  against the ground truth after that crop (the span the model had to generate). WER/CER stay on the whole
+  output: the text is the whole transcript and cannot be split at the prompt's end without an alignment;
+  the prompt's words are then read from its codec resynthesis, so continuation WER is a little flattered.
+  A clip with nothing after its prompt is reported as `skipped`.
+- Cross-sentence: every score on the whole output, `spk_sim_prompt` against the whole prompt file.
+- No record (outputs of older versions or other systems): as before, every score on the whole file and the
+  whole prompt / ground-truth files; the mode is reported as `unknown (whole file)`, never guessed.
+
 Metrics (`--metrics`, default `wer spk_sim dnsmos`): `wer` (also gives `cer` and the hypothesis text),
 `spk_sim` (cosine similarity to the prompt and to the ground truth), `dnsmos`, `utmos`
-(`--utmos-weights`). The ASR and speaker backends are written next to every number (`wer_backend`,
-`spk_backend`). With `--asr-reference`, the ground-truth audio is transcribed too (`wer_reference`),
-the floor the ASR itself sets.
+(`--utmos-weights`). The ASR and speaker backends (with their model) are written next to every number
+(`wer_backend`, `spk_backend`) and in summary.json / results.md, as are the mode and the prompt seconds
+(per row: `mode`, `prompt_s` = prompt audio the model was given, `scored_s` = audio the speaker and quality
+scores saw). With `--asr-reference`, the ground-truth audio is transcribed too (`wer_reference`), the floor
+the ASR itself sets.
 
 Writes `per_utterance.csv` (resumable), `summary.json` (corpus WER/CER = errors summed over all
 utterances, means / std of the rest), `results.md`, `histograms.png` and `spectrograms/<id>.png`.
@@ -32,6 +58,7 @@ import argparse
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +82,11 @@ DNSMOS_COLUMNS = ["dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"]
 STATS_COLUMNS = ["wer", "cer", "wer_reference", "spk_sim_prompt", "spk_sim_reference", *DNSMOS_COLUMNS, "utmos"]
 STATS_LABELS = {"wer": "WER (mean utt.) ↓", "cer": "CER (mean utt.) ↓", "wer_reference": "WER of ground truth ↓",
                 "spk_sim_prompt": "Sim. to prompt ↑", "spk_sim_reference": "Sim. to ground truth ↑"}
-TEXT_COLUMNS = ["text", "hypothesis", "reference_hypothesis", "wer_backend", "spk_backend", "note"]
-# columns an utterance may lack (no prompt / ground truth given): a row without them is still done
-OPTIONAL_COLUMNS = ("spk_sim_prompt", "spk_sim_reference", "reference_hypothesis", "wer_reference")
+TEXT_COLUMNS = ["text", "mode", "hypothesis", "reference_hypothesis", "wer_backend", "spk_backend", "note"]
+# columns an utterance may lack (no prompt / ground truth given, no synthesis record): a row without them is done
+OPTIONAL_COLUMNS = ("spk_sim_prompt", "spk_sim_reference", "reference_hypothesis", "wer_reference", "prompt_s")
+MODES = ("cross-sentence", "continuation")
+NO_RECORD = "unknown (whole file)"
 
 
 @dataclass
@@ -68,6 +97,49 @@ class ReferenceItem:
     text: str
     reference_audio: Path | None = None
     prompt_audio: Path | None = None
+
+
+@dataclass
+class SynthesisRecord:
+    """What `synthesize` recorded beside `<id>.wav` (format in the module docstring): the mode, where the
+    prompt part of the output ends (`prompt_samples`) and how much of the prompt file the model was given
+    (`prompt_input_samples`), both in samples at `sampling_rate` Hz."""
+
+    mode: str
+    sampling_rate: int
+    prompt_samples: int
+    prompt_input_samples: int
+
+    @property
+    def prompt_input_seconds(self) -> float:
+        """Seconds of prompt audio the model was given."""
+        return self.prompt_input_samples / self.sampling_rate
+
+    def prompt_end(self, sampling_rate: int) -> int:
+        """The sample (at `sampling_rate` Hz) of the output where the generated part starts."""
+        return round(self.prompt_samples * sampling_rate / self.sampling_rate)
+
+
+def read_synthesis_record(wav: Path) -> SynthesisRecord | None:
+    """The record `<wav>.json` that `synthesize` wrote beside `wav`; None when there is none; CodecError
+    naming the file when it is malformed."""
+    path = wav.with_name(wav.name + ".json")
+    if not path.is_file():
+        return None
+    try:
+        row = json.loads(path.read_text(encoding="utf-8"))
+        record = SynthesisRecord(str(row["mode"]), int(row["sampling_rate"]), int(row["prompt_samples"]),
+                                 int(row["prompt_input_samples"]))
+    except (ValueError, KeyError, TypeError) as exc:  # not JSON / not UTF-8, a field missing or not a number
+        raise CodecError(f"synthesis record {path} is malformed ({type(exc).__name__}: {exc}); expected what "
+                         f"`synthesize` writes") from None
+    if record.mode not in MODES or record.sampling_rate <= 0 or min(record.prompt_samples,
+                                                                    record.prompt_input_samples) < 0:
+        raise CodecError(f"synthesis record {path}: mode {record.mode!r}, sampling_rate {record.sampling_rate}, "
+                         f"prompt_samples {record.prompt_samples}, prompt_input_samples "
+                         f"{record.prompt_input_samples}: expected a mode of {MODES}, a positive rate and "
+                         f"non-negative counts")
+    return record
 
 
 def read_manifest(path: str | Path) -> list[ReferenceItem]:
@@ -148,7 +220,7 @@ class Scorers:
 
     def columns(self) -> list[str]:
         """Per-utterance CSV columns, in order."""
-        columns = ["text", "duration_s"]
+        columns = ["text", "duration_s", "mode", "prompt_s", "scored_s"]
         if self.asr:
             columns += ["hypothesis", "wer", "cer", "wer_backend"]
             columns += ["reference_hypothesis", "wer_reference"] if self.asr_reference else []
@@ -160,10 +232,16 @@ class Scorers:
             columns += ["utmos"]
         return columns
 
-    def score(self, item: ReferenceItem, audio: np.ndarray, sr: int) -> dict[str, Any]:
-        """One CSV row for the generated clip `audio` (T,) at `sr` Hz of `item`. A prompt or ground-truth
-        file that cannot be read leaves its columns empty, with the reason in `note`."""
-        row: dict[str, Any] = {"id": item.id, "text": item.text, "duration_s": len(audio) / sr}
+    def score(self, item: ReferenceItem, audio: np.ndarray, sr: int,
+              record: SynthesisRecord | None = None) -> dict[str, Any]:
+        """One CSV row for the generated clip `audio` (T,) at `sr` Hz of `item`, made as `record` says
+        (None: whole file; module docstring). A prompt or ground-truth file that cannot be read leaves its
+        columns empty, with the reason in `note`."""
+        generated = audio[record.prompt_end(sr):] if record else audio
+        row: dict[str, Any] = {"id": item.id, "text": item.text, "duration_s": len(audio) / sr,
+                               "mode": record.mode if record else NO_RECORD,
+                               "prompt_s": record.prompt_input_seconds if record else None,
+                               "scored_s": len(generated) / sr}
         notes = []
         if self.asr:
             hyp = self.asr.transcribe(audio, sr)
@@ -178,23 +256,39 @@ class Scorers:
                     notes.append(f"ground truth not transcribed: {exc}")
         if self.speaker:
             row["spk_backend"] = self.speaker.name
-            for key, path in (("spk_sim_prompt", item.prompt_audio), ("spk_sim_reference", item.reference_audio)):
+            for key, path, rate, span in speaker_references(item, record):
                 what = key.split("_")[-1]
                 if path is None:
                     notes.append(f"no {what} audio")
                     continue
                 try:
-                    other, other_sr = load_mono(path)
+                    other, other_sr = load_mono(path, rate)
                 except AudioError as exc:
                     notes.append(f"{what} audio unreadable: {exc}")
                     continue
-                row[key] = self.speaker.similarity(audio, other, sr, other_sr)
+                if other[span].size == 0:
+                    notes.append(f"{what} audio has nothing after the {record.prompt_input_seconds:.2f} s prompt")
+                    continue
+                row[key] = self.speaker.similarity(generated, other[span], sr, other_sr)
         if self.dnsmos:
-            row.update(dnsmos(audio, sr))
+            row.update(dnsmos(generated, sr))
         if self.utmos:
-            row["utmos"] = self.utmos(audio, sr)
+            row["utmos"] = self.utmos(generated, sr)
         row["note"] = "; ".join(notes) or None
         return row
+
+
+def speaker_references(item: ReferenceItem, record: SynthesisRecord | None) -> list[tuple[str, Path | None,
+                                                                                         int | None, slice]]:
+    """(column, file, rate to load it at (None: its own), part of it) to compare the generated speech with.
+    Continuation: the prompt crop the model saw and the ground truth after it, at the record's rate, where
+    the record's sample counts hold; otherwise the whole prompt and ground-truth files."""
+    if record is None or record.mode != "continuation":
+        return [("spk_sim_prompt", item.prompt_audio, None, slice(None)),
+                ("spk_sim_reference", item.reference_audio, None, slice(None))]
+    n = record.prompt_input_samples
+    return [("spk_sim_prompt", item.prompt_audio or item.reference_audio, record.sampling_rate, slice(0, n)),
+            ("spk_sim_reference", item.reference_audio, record.sampling_rate, slice(n, None))]
 
 
 def summarize(rows: list[dict], columns: list[str], args, scorers: Scorers, missing: list[str],
@@ -202,10 +296,14 @@ def summarize(rows: list[dict], columns: list[str], args, scorers: Scorers, miss
     """summary.json: means / std / count of every score column and, with ASR, corpus WER / CER (errors
     summed over utterances)."""
     stats_columns = [c for c in STATS_COLUMNS if c in columns]
+    modes = Counter(r.get("mode") or NO_RECORD for r in rows)
     summary = {
         "generated": str(args.generated), "reference": str(args.reference), "language": scorers.language,
         "num_utterances": len(rows), "missing": missing, "skipped": skipped,
+        "mode": next(iter(modes)) if len(modes) == 1 else "mixed", "modes": dict(modes),
+        "prompt_seconds": describe(r.get("prompt_s") for r in rows),
         "seconds": sum(r["duration_s"] for r in rows),
+        "scored_seconds": sum(r["scored_s"] for r in rows),
         "backends": {"asr": scorers.asr.name if scorers.asr else None,
                      "speaker": scorers.speaker.name if scorers.speaker else None},
         "stats_columns": stats_columns,
@@ -222,10 +320,17 @@ def summarize(rows: list[dict], columns: list[str], args, scorers: Scorers, miss
 def write_markdown(path: Path, summary: dict[str, Any]) -> str:
     """results.md: one table of corpus and mean scores; returns the table."""
     n = summary["num_utterances"]
+    prompt = summary["prompt_seconds"]
+    modes = ", ".join(f"{m}: {k}" for m, k in summary["modes"].items())
     lines = ["# TTS evaluation\n", f"Generated: `{summary['generated']}`; reference: `{summary['reference']}` "
              f"({n} utterances, {summary['seconds']:.1f} s, {len(summary['missing'])} missing, "
              f"{len(summary['skipped'])} unreadable). ASR: {summary['backends']['asr']}; speaker similarity: "
-             f"{summary['backends']['speaker']}; language: {summary['language']}.\n"]
+             f"{summary['backends']['speaker']}; language: {summary['language']}.\n",
+             f"Mode: {summary['mode']}" + (f" ({modes})" if summary["mode"] == "mixed" else "") + "; prompt: "
+             + (f"{fmt_stat(prompt, 2, total=n)} s" if prompt["n"] else "not recorded")
+             + f"; speaker similarity and quality scored on {summary['scored_seconds']:.1f} s "
+             + ("(the generated part: continuation prompts removed), WER on the whole files.\n"
+                if "continuation" in summary["modes"] else "(the whole files).\n")]
     headers, values = [], []
     if "corpus" in summary:
         headers += ["WER (corpus) ↓", "CER (corpus) ↓"]
@@ -278,13 +383,18 @@ def _main(argv: list[str] | None) -> int:
     skipped: dict[str, str] = {}
     todo = [it for it in present if not store.done((it.id,), required)]
     for it in tqdm(todo, desc="evaluate-tts", unit="utt"):
+        wav = args.generated / f"{it.id}.wav"
         try:
-            audio, sr = load_mono(args.generated / f"{it.id}.wav")
-        except AudioError as exc:  # one bad file is that utterance's problem: reported, the rest scored
+            audio, sr = load_mono(wav)
+            record = read_synthesis_record(wav)
+            if record and record.prompt_end(sr) >= len(audio):
+                raise AudioError(f"{wav}: nothing generated after the prompt (the first "
+                                 f"{record.prompt_samples / record.sampling_rate:.2f} s of {len(audio) / sr:.2f} s)")
+        except CodecError as exc:  # one bad file is that utterance's problem: reported, the rest scored
             skipped[it.id] = str(exc)
             logger.warning("skipping %s: %s", it.id, exc)
             continue
-        store.add(scorers.score(it, audio, sr))
+        store.add(scorers.score(it, audio, sr, record))
 
     scored = [it for it in present if it.id not in skipped]
     rows = [r for r in (store.get((it.id,)) for it in scored) if r is not None]

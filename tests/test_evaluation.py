@@ -581,3 +581,85 @@ def test_evaluate_tts_language_extra_keys_and_unreadable_files(tmp_path, monkeyp
     assert scores["en"] == 0 and scores["fr-fr"] > 0  # "25" is spelled out by the English normaliser only
     with pytest.raises(CodecError, match="English only"):
         get_asr("whisper", "fr-fr")
+
+
+def test_evaluate_tts_scores_only_the_generated_continuation(tmp_path, monkeypatch):
+    """With the record `synthesize` writes beside a continuation output, speaker similarity is computed on
+    the output after the prompt, against the prompt crop the model saw and the ground truth after it, while
+    WER still hears the whole file; without a record the old whole-file comparison is kept (and said)."""
+    import soundfile as sf
+
+    from evaluation import evaluate_tts
+    from evaluation.asr import ASRBackend
+    from evaluation.speaker import SpeakerEncoder
+
+    class BandEncoder(SpeakerEncoder):
+        """A deterministic "voice": spectral magnitude below and above 1 kHz."""
+
+        name = "bands"
+
+        def embed(self, audio, sampling_rate):
+            spec, freq = np.abs(np.fft.rfft(audio)), np.fft.rfftfreq(len(audio), 1 / sampling_rate)
+            return np.array([spec[freq < 1000].sum(), spec[freq >= 1000].sum()])
+
+    heard = []
+
+    class LengthASR(ASRBackend):
+        name = "fake-asr"
+
+        def transcribe(self, audio, sampling_rate):
+            heard.append(len(audio))
+            return "one two three"
+
+    encoder = BandEncoder()
+    monkeypatch.setattr(evaluate_tts, "get_speaker_encoder", lambda spec: encoder)
+    monkeypatch.setattr(evaluate_tts, "get_asr", lambda spec, language: LengthASR())
+
+    def tone(hz, seconds):
+        return 0.5 * np.sin(2 * np.pi * hz * np.arange(int(seconds * SR)) / SR).astype(np.float32)
+
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    # the ground truth: a low voice for 1 s (the prompt), then a mixed one; the model switched to a high voice
+    truth = np.concatenate([tone(200, 1.0), tone(200, 2.0) + tone(3000, 2.0) * 0.5])
+    sf.write(tmp_path / "truth.wav", truth, SR)
+    output = np.concatenate([tone(200, 1.0), tone(3000, 2.0)])
+    for name in ("cont", "empty", "bad"):
+        sf.write(gen / f"{name}.wav", output if name != "empty" else tone(200, 1.0), SR)
+    record = {"mode": "continuation", "sampling_rate": SR, "prompt_samples": SR, "prompt_input_samples": SR}
+    for name in ("cont", "empty"):
+        (gen / f"{name}.wav.json").write_text(json.dumps({"id": name, **record}))
+    (gen / "bad.wav.json").write_text(json.dumps({**record, "mode": "sideways"}))
+    lines = [{"id": i, "text": "one two three", "reference_audio": "truth.wav"} for i in ("cont", "empty", "bad")]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    def evaluate(out):
+        assert evaluate_tts.main(["--generated", str(gen), "--reference", str(tmp_path / "m.jsonl"), "--out",
+                                  str(out), "--metrics", "wer", "spk_sim", "--num-examples", "0"]) == 0
+        return _read_csv(out / "per_utterance.csv")[0], json.loads((out / "summary.json").read_text())
+
+    row, summary = evaluate(tmp_path / "new")
+    loaded, truth = load_audio(gen / "cont.wav")[0][0], load_audio(tmp_path / "truth.wav")[0][0]
+    new_prompt = encoder.similarity(loaded[SR:], truth[:SR], SR)  # prompt_audio absent: reference_audio's crop
+    new_reference = encoder.similarity(loaded[SR:], truth[SR:], SR)
+    whole = encoder.similarity(loaded, truth, SR)
+    assert row["id"] == "cont" and row["mode"] == "continuation" and float(row["prompt_s"]) == 1.0
+    assert float(row["scored_s"]) == 2.0 and float(row["duration_s"]) == 3.0 and heard == [3 * SR]
+    assert float(row["spk_sim_prompt"]) == pytest.approx(new_prompt) and new_prompt < 0.05
+    assert float(row["spk_sim_reference"]) == pytest.approx(new_reference)
+    assert new_reference < whole - 0.2 and new_prompt < whole - 0.5  # the whole file flattered both
+    assert summary["mode"] == "continuation" and summary["prompt_seconds"]["mean"] == 1.0
+    assert summary["backends"] == {"asr": "fake-asr", "speaker": "bands"} and summary["scored_seconds"] == 2.0
+    assert "nothing generated after the prompt" in summary["skipped"]["empty"]
+    assert "sideways" in summary["skipped"]["bad"] and "bad.wav.json" in summary["skipped"]["bad"]
+    assert "Mode: continuation; prompt: 1.00 ± 0.00 s" in (tmp_path / "new" / "results.md").read_text()
+
+    for name in ("cont", "empty", "bad"):  # outputs of older versions: no record
+        (gen / f"{name}.wav.json").unlink()
+    row, summary = evaluate(tmp_path / "old")
+    assert len(summary["skipped"]) == 0 and summary["num_utterances"] == 3
+    assert row["mode"] == "unknown (whole file)" and row["prompt_s"] == "" and float(row["scored_s"]) == 3.0
+    assert float(row["spk_sim_reference"]) == pytest.approx(whole)  # the whole files, as before
+    assert row["spk_sim_prompt"] == "" and "no prompt audio" in row["note"]  # no fallback to reference_audio
+    assert summary["mode"] == "unknown (whole file)" and summary["prompt_seconds"]["n"] == 0
+    assert "Mode: unknown (whole file); prompt: not recorded" in (tmp_path / "old" / "results.md").read_text()

@@ -84,6 +84,9 @@ def test_synthesize_cross_sentence_and_continuation(run, tmp_path, capsys):
     prepared = synthesizer.prepare(req)
     codes = synthesizer.model.generate([prepared[0]], [prepared[1]], [prepared[2]], gen)[0]
     assert len(synthesizer.synthesize([req], gen)[0]) == codes.shape[-1] * 320 == len(audio)
+    record = json.loads((tmp_path / "o.wav.json").read_text())  # what evaluate-tts needs, beside the output
+    assert record["mode"] == "cross-sentence" and record["prompt_samples"] == 0 and record["num_samples"] == len(audio)
+    assert record["prompt_input_samples"] == prepared.prompt_input_samples == len(sf.read(wav(1))[0])  # all of it
     # continuation: prompt (first 1.5 s of the utterance) followed by the continuation
     cont = tmp_path / "c.wav"
     rc, _, _ = synth(capsys, "--model", str(run["export"]), "--mode", "continuation", "--text", text(2),
@@ -91,6 +94,9 @@ def test_synthesize_cross_sentence_and_continuation(run, tmp_path, capsys):
                      "--max-seconds-per-phoneme", "0.05")
     assert rc == 0
     assert len(sf.read(cont)[0]) > 1.5 * 16000 - 320
+    record = json.loads((tmp_path / "c.wav.json").read_text())
+    assert record["mode"] == "continuation" and record["prompt_input_samples"] == 1.5 * 16000
+    assert record["prompt_samples"] == 75 * 320 and record["prompt_seconds"] == 1.5  # 75 prompt frames at 50 Hz
     # batched synthesis of different lengths equals one at a time (greedy)
     reqs = [Request(text(n), wav(1), text(1)) for n in (3, 12)]
     together = synthesizer.synthesize(reqs, gen)
@@ -118,6 +124,7 @@ def test_synthesize_manifest_skips_bad_lines(run, tmp_path, capsys):
                             "--greedy", "--max-seconds-per-phoneme", "0.05")
     assert rc == 0 and "2 sentences" in stdout and "6 lines skipped" in stdout
     assert sorted(p.name for p in out.glob("*.wav")) == ["good1.wav", "good2.wav"]
+    assert sorted(p.name for p in out.glob("*.json")) == ["good1.wav.json", "good2.wav.json"]
     skipped = {r["line"]: r["reason"] for r in map(json.loads, (out / "skipped.jsonl").read_text().splitlines())}
     assert "not a JSON object" in skipped[2] and "prompt_text" in skipped[3]
     assert "not found" in skipped[4] and "nowhere.wav" in skipped[4]
@@ -197,12 +204,38 @@ def test_stage_ar_then_nar_from_its_export(run, tmp_path):
     assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith("nar."))
 
 
-def test_manifest_continuation_uses_the_reference_audio(run, tmp_path, capsys):
+def test_manifest_continuation_uses_the_reference_audio(run, tmp_path, capsys, monkeypatch):
+    """...and records where the prompt part of each output ends, which evaluate-tts then cuts off."""
     manifest = tmp_path / "refs.jsonl"
     manifest.write_text(json.dumps({"id": "c5", "text": text(5), "reference_audio": str(wav(5))}) + "\n"
                         + json.dumps({"id": "noaudio", "text": text(5)}) + "\n")
     rc, stdout, err = synth(capsys, "--model", str(run["export"]), "--manifest", str(manifest), "--out-dir",
-                            str(tmp_path / "gen"), "--mode", "continuation", "--prompt-seconds", "1",
+                            str(tmp_path / "gen"), "--mode", "continuation", "--prompt-seconds", "1.01",
                             "--greedy", "--max-seconds-per-phoneme", "0.03")
     assert rc == 0 and "1 sentences" in stdout and "prompt_audio or reference_audio" in err
-    assert len(sf.read(tmp_path / "gen" / "c5.wav")[0]) > 16000 - 320
+    audio = sf.read(tmp_path / "gen" / "c5.wav")[0]
+    assert len(audio) > 16000 - 320
+    record = json.loads((tmp_path / "gen" / "c5.wav.json").read_text())
+    # 1.01 s is 16160 samples, not whole frames: the model was given those, its output starts with their frames
+    prompt_frames = Synthesizer.from_pretrained(run["export"]).prepare(
+        Request(text(5), wav(5), mode="continuation"), 1.01).codes.shape[-1]
+    assert record == {"format_version": 1, "id": "c5", "mode": "continuation", "sampling_rate": 16000,
+                      "num_samples": len(audio), "prompt_samples": prompt_frames * 320,
+                      "prompt_seconds": prompt_frames / 50, "prompt_audio": str(wav(5).resolve()),
+                      "prompt_input_samples": 16160, "prompt_input_seconds": 1.01}
+    from evaluation import evaluate_tts
+    from evaluation.speaker import SpeakerEncoder
+
+    class LengthEncoder(SpeakerEncoder):
+        name = "length"
+
+        def embed(self, x, sampling_rate):
+            return np.array([1.0, len(x) / sampling_rate])
+
+    monkeypatch.setattr(evaluate_tts, "get_speaker_encoder", lambda spec: LengthEncoder())
+    out = tmp_path / "report"
+    assert evaluate_tts.main(["--generated", str(tmp_path / "gen"), "--reference", str(manifest), "--out", str(out),
+                              "--metrics", "spk_sim", "--num-examples", "0"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "continuation" and summary["prompt_seconds"]["mean"] == 1.01
+    assert summary["scored_seconds"] == (len(audio) - prompt_frames * 320) / 16000  # the generated part only

@@ -13,7 +13,9 @@
 Manifest: `evaluate-tts`'s reference manifest (`id`, `text`, `reference_audio`, `prompt_audio`) plus
 `prompt_text` (cross-sentence mode); continuation mode takes the first `--prompt-seconds` of `prompt_audio`
 (else of `reference_audio`). A bad line is reported (`<out-dir>/skipped.jsonl`) and skipped; every other
-line is synthesized to `<out-dir>/<id>.wav`.
+line is synthesized to `<out-dir>/<id>.wav`. Beside every WAV (`--out` too), `<name>.wav.json` records the
+mode, where the prompt part of the output ends and how much of the prompt file the model was given, so that
+`evaluate-tts` scores the generated part only (format: `evaluation/evaluate_tts.py`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from training.run import print_summary
 
 from .errors import TTSError
 from .generation import GenerationConfig
-from .synthesis import Request, Synthesizer
+from .synthesis import Request, Synthesizer, write_output
 from .trainer import load_train_config, train
 
 logger = logging.getLogger("tts")
@@ -171,9 +173,6 @@ def read_requests(path: Path, mode: str) -> tuple[list, list[dict]]:
 
 
 def _synthesize(argv) -> int:
-    import soundfile as sf
-
-
     args = synth_parser().parse_args(argv)
     single = args.manifest is None
     if single and (args.out is None or args.text is None or args.prompt_audio is None):
@@ -189,10 +188,9 @@ def _synthesize(argv) -> int:
     sr = synth.sampling_rate
     if single:
         req = Request(args.text, args.prompt_audio, args.prompt_text, args.mode, Path(args.out).stem)
-        audio = synth.synthesize([req], gen, args.prompt_seconds)[0]
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(args.out, audio, sr)
-        print(f"synthesize: {args.out}: {len(audio) / sr:.2f} s at {sr} Hz")
+        output = synth.synthesize_outputs([req], [synth.prepare(req, args.prompt_seconds)], gen)[0]
+        write_output(args.out, output, req)
+        print(f"synthesize: {args.out}: {len(output.audio) / sr:.2f} s at {sr} Hz")
         return 0
 
     from tqdm.auto import tqdm
@@ -212,11 +210,11 @@ def _synthesize(argv) -> int:
     done, seconds = 0, 0.0
     for start in tqdm(range(0, len(ready), args.batch_size), desc="synthesize", disable=None):
         chunk = ready[start : start + args.batch_size]
-        audios = synth.synthesize_prepared([c[1] for c in chunk], [c[2] for c in chunk], gen)
-        for (_, req, _), audio in zip(chunk, audios):
-            sf.write(out_dir / f"{req.id}.wav", audio, sr)
+        outputs = synth.synthesize_outputs([c[1] for c in chunk], [c[2] for c in chunk], gen)
+        for (_, req, _), output in zip(chunk, outputs):
+            write_output(out_dir / f"{req.id}.wav", output, req)
             done += 1
-            seconds += len(audio) / sr
+            seconds += len(output.audio) / sr
     (out_dir / "skipped.jsonl").write_text("".join(json.dumps(b) + "\n" for b in sorted(bad, key=lambda b: b["line"])))
     print(f"synthesize: {done} sentences ({seconds:.1f} s of audio) -> {out_dir}; {len(bad)} lines skipped"
           + (f" (see {out_dir / 'skipped.jsonl'})" if bad else ""))

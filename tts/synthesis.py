@@ -13,13 +13,19 @@ Modes (VALL-E protocol):
 
 The prompt is encoded with the codec the model was trained on: the export's config records its name,
 config hash and weights digest; a codec with another hash or digest is refused.
+
+`synthesize_outputs` returns each sentence as a `SynthesisOutput` (audio + where its prompt part ends), and
+`write_output` saves it as `<name>.wav` with the record `<name>.wav.json` beside it, which `evaluate-tts`
+reads to score only the generated part (format in `evaluation/evaluate_tts.py`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +42,7 @@ from .text import TextFrontend
 logger = logging.getLogger(__name__)
 
 MODES = ("cross-sentence", "continuation")
+RECORD_VERSION = 1
 
 
 @dataclass
@@ -47,6 +54,48 @@ class Request:
     prompt_text: str | None = None
     mode: str = "cross-sentence"
     id: str = ""
+
+
+class Prepared(NamedTuple):
+    """One request ready for the model (`prepare`)."""
+
+    phonemes: list[int]  # phoneme ids of what the model reads (prompt text + text, or the whole text)
+    codes: torch.Tensor  # LongTensor (K, Fp): the prompt's codes
+    target: int  # number of phonemes of the text to say
+    prompt_input_samples: int  # samples (at the codec's rate) of the prompt file the codec encoded
+
+
+@dataclass
+class SynthesisOutput:
+    """One synthesized sentence: `audio` float32 (T,) at `sampling_rate` Hz, of which the first
+    `prompt_samples` are the prompt's codec resynthesis (continuation; 0 in cross-sentence mode).
+    `prompt_input_samples` is how much of the prompt file the model was given (at `sampling_rate`)."""
+
+    audio: np.ndarray
+    sampling_rate: int
+    mode: str
+    prompt_samples: int
+    prompt_input_samples: int
+
+    def record(self, req: Request) -> dict:
+        """The JSON record `write_output` puts beside the WAV (what `evaluate-tts` needs to score it)."""
+        return {"format_version": RECORD_VERSION, "id": req.id, "mode": self.mode,
+                "sampling_rate": self.sampling_rate, "num_samples": len(self.audio),
+                "prompt_samples": self.prompt_samples, "prompt_seconds": self.prompt_samples / self.sampling_rate,
+                "prompt_audio": str(Path(req.prompt_audio).resolve()),
+                "prompt_input_samples": self.prompt_input_samples,
+                "prompt_input_seconds": self.prompt_input_samples / self.sampling_rate}
+
+
+def write_output(path: str | Path, output: SynthesisOutput, req: Request) -> Path:
+    """Write `output` to the WAV `path` and its record (`SynthesisOutput.record`) to `<path>.json`."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, output.audio, output.sampling_rate)
+    path.with_name(path.name + ".json").write_text(json.dumps(output.record(req)) + "\n", encoding="utf-8")
+    return path
 
 
 def load_codec_for(model, codec: str | None = None, where: str = "model"):
@@ -75,9 +124,9 @@ class Synthesizer:
     def sampling_rate(self) -> int:
         return self.codec.sampling_rate
 
-    def prepare(self, req: Request, prompt_seconds: float = 3.0) -> tuple[list[int], torch.Tensor, int]:
-        """(phoneme ids of the whole text, prompt codes (K, Fp), phonemes of the text to say); TTSError or
-        CodecError (naming the file or the text) for bad input."""
+    def prepare(self, req: Request, prompt_seconds: float = 3.0) -> Prepared:
+        """The model's input for `req` (continuation: the first `prompt_seconds` of the prompt file); TTSError
+        or CodecError (naming the file or the text) for bad input."""
         if req.mode not in MODES:
             raise TTSError(f"mode {req.mode!r} not one of {', '.join(MODES)}")
         if req.prompt_audio is None or str(req.prompt_audio) == "":
@@ -99,7 +148,7 @@ class Synthesizer:
             raise TTSError(f"prompt {req.prompt_audio} is {seconds:.1f} s, longer than the model's context of "
                            f"{self.model.config.max_frames} frames ({limit:.1f} s)")
         codes = self.codec(audio, sampling_rate=self.codec.sampling_rate, num_quantizers=self.num_quantizers)[0]
-        return phonemes, codes, target
+        return Prepared(phonemes, codes, target, len(audio))
 
     def synthesize(self, requests: list[Request], config: GenerationConfig | None = None,
                    prompt_seconds: float = 3.0) -> list[np.ndarray]:
@@ -108,13 +157,24 @@ class Synthesizer:
         return self.synthesize_prepared(requests, prepared, config)
 
     def synthesize_prepared(self, requests, prepared, config: GenerationConfig | None = None) -> list[np.ndarray]:
-        codes = self.model.generate([p[0] for p in prepared], [p[1] for p in prepared], [p[2] for p in prepared],
-                                    config)
-        out = []
-        for req, (_, prompt, _), new in zip(requests, prepared, codes):
-            full = torch.cat([prompt, new], dim=-1) if req.mode == "continuation" else new
+        """Audio float32 (T,) per request of `prepare`d input, generated in one batch."""
+        return [o.audio for o in self.synthesize_outputs(requests, prepared, config)]
+
+    def synthesize_outputs(self, requests: list[Request], prepared: list[Prepared],
+                           config: GenerationConfig | None = None) -> list[SynthesisOutput]:
+        """`synthesize_prepared` with, per output, where its prompt part ends (continuation: the prompt's
+        Fp frames decoded, Fp / frame_rate seconds) and how much of the prompt file the model was given."""
+        codes = self.model.generate([p.phonemes for p in prepared], [p.codes for p in prepared],
+                                    [p.target for p in prepared], config)
+        sr, out = self.sampling_rate, []
+        for req, p, new in zip(requests, prepared, codes):
+            continuation = req.mode == "continuation"
+            full = torch.cat([p.codes, new], dim=-1) if continuation else new
             if full.shape[-1] == 0:
-                out.append(np.zeros(0, dtype=np.float32))
-                continue
-            out.append(self.codec.batch_decode(full[None])[0])
+                audio = np.zeros(0, dtype=np.float32)
+            else:
+                audio = self.codec.batch_decode(full[None])[0]
+            # The decoder gives the same number of samples per frame, so the prompt's frames end here exactly.
+            prompt_samples = p.codes.shape[-1] * len(audio) // full.shape[-1] if continuation else 0
+            out.append(SynthesisOutput(audio, sr, req.mode, prompt_samples, p.prompt_input_samples))
         return out
