@@ -51,7 +51,7 @@ def test_batched_equals_one_at_a_time_greedy_and_seeded_sampling_repeats():
     batched = model.generate([x[1] for x in its], [x[2] for x in its], counts, cfg)
     for x, n, b in zip(its, counts, batched):
         assert torch.equal(model.generate([x[1]], [x[2]], [n], cfg)[0], b)
-    sampled = GenerationConfig(seed=7, max_seconds_per_phoneme=0.2)
+    sampled = GenerationConfig(do_sample=True, seed=7, max_seconds_per_phoneme=0.2)
     first = model.generate([x[1] for x in its], [x[2] for x in its], counts, sampled)
     again = model.generate([x[1] for x in its], [x[2] for x in its], counts, sampled)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
@@ -115,7 +115,7 @@ def test_sampler_filters_and_repetition_guard():
     assert torch.isfinite(kept).tolist() == [False, False, False, True]
     # RAS: a token that fills the window is re-drawn from the full distribution
     peaked = torch.tensor([[10.0, 0.0, 0.0, 9.9]])
-    cfg = GenerationConfig(top_p=0.5, ras_window=4, ras_threshold=0.5, seed=0)
+    cfg = GenerationConfig(do_sample=True, top_p=0.5, ras_window=4, ras_threshold=0.5, seed=0)
     g = torch.Generator().manual_seed(0)
     draws = [int(sample_next(peaked, cfg, [[0, 0, 0, 0]], g)[0]) for _ in range(40)]
     assert 3 in draws  # without RAS top_p=0.5 only ever gives 0

@@ -187,3 +187,28 @@ def test_every_tts_config_file_loads_and_names_its_model():
         raw = yaml.safe_load(path.read_text())
         cfg = load_train_config(raw["model"], raw.get("preset", "tiny"), str(path))
         assert cfg.model == raw["model"], path
+
+
+def test_ar_stop_drops_the_ar_loss_for_good_and_resume_repeats_it(sample, tmp_path):
+    """`ar_stop_top1`: once the AR's running top-1 reaches it (not before update 10), later steps train the NAR
+    alone; the decision lives in the model's state, so a resumed run logs what an uninterrupted one logs."""
+    _, tokens = sample
+    stop = {"overrides": {**TINY_MODEL, "ar_stop_top1": 1e-6}, "steps": 14, "save_every": 12, "eval_every": 100}
+    full = train(quick_config(tokens, tmp_path / "full", **stop))
+    rows = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines() if '"ar/stopped"' in x]
+    assert [r["ar/stopped"] for r in rows] == [0.0] * 9 + [1.0] * 5
+    assert all("ar/loss" in r for r in rows[:10]) and not any("ar/loss" in r for r in rows[10:])
+    assert all(any(k.startswith("nar/top1_q") for k in r) for r in rows)
+    from tts.registry import load_model
+
+    assert int(load_model(full.export_dir).ar_stopped_at) == 10
+    train(quick_config(tokens, tmp_path / "part", stop_at=12, **stop))
+    train(quick_config(tokens, tmp_path / "part", resume="latest", **stop))
+    assert _losses(tmp_path / "full" / "log.jsonl") == _losses(tmp_path / "part" / "log.jsonl")
+
+
+def test_metrics_that_differ_between_processes_are_merged_key_by_key():
+    from tts.trainer import merge_process_metrics
+
+    merged = merge_process_metrics([{"loss": 1.0, "nar/top1_q2": 0.5}, {"loss": 3.0, "nar/top1_q5": 0.25}])
+    assert merged == {"loss": 2.0, "nar/top1_q2": 0.5, "nar/top1_q5": 0.25}

@@ -104,7 +104,10 @@ def synth_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", default=None, help="load the codec from here instead of the recorded name "
                                                  "(it must be the same codec: hash and digest are checked)")
     p.add_argument("--batch-size", type=int, default=8, help="sentences generated together")
-    p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    decoding = p.add_mutually_exclusive_group()
+    decoding.add_argument("--sample", action="store_true", help="sample (temperature, top-k, top-p with VALL-E 2's "
+                          "repetition-aware sampling) instead of greedy decoding, the default (tts/generation.py)")
+    decoding.add_argument("--greedy", action="store_true", help="greedy decoding (the default; kept for old commands)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=0.8)
@@ -181,7 +184,7 @@ def _synthesize(argv) -> int:
         raise TTSError("--manifest needs --out-dir")
     if args.batch_size < 1:
         raise TTSError(f"--batch-size must be >= 1, got {args.batch_size}")
-    gen = GenerationConfig(do_sample=not args.greedy, temperature=args.temperature, top_k=args.top_k,
+    gen = GenerationConfig(do_sample=args.sample, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, max_seconds_per_phoneme=args.max_seconds_per_phoneme, seed=args.seed)
     synth = Synthesizer.from_pretrained(args.model, args.codec, args.device)
     gen = model_generation_config(synth.model, gen, speed=args.speed, steps_per_level=args.steps_per_level)

@@ -210,6 +210,13 @@ def validate(model, batches, device) -> dict:
     return {k: sums[k] / weight[k] for k in sums}
 
 
+def merge_process_metrics(per_process: list[dict]) -> dict:
+    """One dict of logged values from each process's: a key's mean over the processes that logged it (the
+    NAR / mask-decoder levels drawn differ between processes)."""
+    keys = sorted(set().union(*per_process))
+    return {k: float(np.mean([v[k] for v in per_process if k in v])) for k in keys}
+
+
 def _params_finite(model) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
@@ -330,8 +337,7 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
             sums, counts = defaultdict(float), defaultdict(int)
             if accelerator.num_processes > 1:  # every process logs at the same steps; keys may differ (the
                 # NAR levels an item drew): each key is the mean over the processes that have it
-                every = gather_object([values])
-                values = {k: float(np.mean([v[k] for v in every if k in v])) for k in sorted(set().union(*every))}
+                values = merge_process_metrics(gather_object([values]))
                 values["tokens_per_second"] *= accelerator.num_processes
                 values["nonfinite_steps"] = nonfinite
             logs = {"step": done, **values}

@@ -256,8 +256,6 @@ class MobileSpeechModel(TTSModel):
             metrics[f"smd/acc_q{q + 1}"] = float((logits.argmax(-1) == labels).float().mean()) if len(labels) else 0.0
         metrics["smd/acc"] = sum(metrics[f"smd/acc_q{q + 1}"] * int((levels == q).sum())
                                  for q in set(levels.tolist())) / B
-        if self.training:  # the same keys on every process and step (the trainer averages them across processes)
-            metrics = {"smd/acc": metrics["smd/acc"]}
         return loss_sum / max(count, 1), metrics
 
     # --------------------------------------------------------------------------------- synthesis

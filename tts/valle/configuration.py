@@ -96,6 +96,6 @@ class ValleConfig(TTSConfig):
 TRAIN_PRESETS: dict[str, dict] = {
     "paper": {"steps": 800_000, "optim": {"lr": 5e-4, "warmup_steps": 32_000}, "data": {"max_tokens": 6000}},
     "small": {"steps": 100_000, "optim": {"lr": 5e-4, "warmup_steps": 4000}, "data": {"max_tokens": 6000}},
-    "tiny": {"steps": 3000, "optim": {"lr": 2e-3, "warmup_steps": 50}, "data": {"max_tokens": 4000},
+    "tiny": {"steps": 1200, "optim": {"lr": 2e-3, "warmup_steps": 50}, "data": {"max_tokens": 4000},
              "eval_every": 500, "save_every": 500, "sample_every": 1000},
 }

@@ -14,9 +14,15 @@ residual dropout). Trained on whole utterances: any prefix acts as the prompt (p
 NAR: written here, because it needs the paper's adaptive layer norm `AdaLN(h, i) = a_i LN(h) + b_i` in
 every block (stage i injected by norm, which no transformers block offers) and no cache. Input per item:
 `[phonemes | sum of all K embeddings of the prompt | sum of embeddings 1..i-1 of the target]`, sinusoidal
-positions (text, then prompt and target counted together), no causal mask; a stage i in 2..K is drawn per
-training step; greedy decoding stage by stage at inference. The prediction layer of codebook j reuses the
-weights of embedding j (`nar_tie_output`, paper §4.2).
+positions (text, then prompt and target counted together), no causal mask. The token embeddings are read
+at unit scale beside the unit sinusoid (`input_scale`, `tts.layers.ScaledEmbedding`; lifeiteng's N(0, 1)
+embeddings do the same), else the NAR sees positions and barely its lower levels. A stage i in 2..K is
+drawn per item (`nar_stage_per_item`; per batch in lifeiteng and Amphion); greedy decoding stage by stage
+at inference. The prediction layer of codebook j reuses the weights of embedding j (`nar_tie_output`,
+paper §4.2; lifeiteng ties layer j to embedding j + 1, leaving its last layer untied).
+
+Training schedule (`forward`): `--stage both` trains AR and NAR together until the AR's running
+teacher-forced top-1 reaches `ar_stop_top1`, then the NAR alone (`ar_stopped_at` records the update).
 
 Shapes: codes LongTensor (B, K, F); phonemes LongTensor (B, P); lengths LongTensor (B,).
 """
@@ -361,7 +367,7 @@ class ValleModel(TTSModel):
             metrics.update(m)
         total = sum(losses) / len(losses)
         metrics["loss"] = float(total.detach())
-        if self.train_stage == "both" and self.nar is not None:
+        if self.training and self.train_stage == "both" and self.nar is not None:
             metrics["ar/stopped"] = float(int(self.ar_stopped_at) > 0)
         return TTSOutput(loss=total, metrics=metrics)
 
