@@ -104,6 +104,20 @@ def test_synthesize_cross_sentence_and_continuation(run, tmp_path, capsys):
         assert np.allclose(synthesizer.synthesize([r], gen)[0], a, atol=1e-5)
 
 
+def test_continuation_prompt_is_the_utterances_own_first_frames(run):
+    """Continuation: the prompt codes are the first frames of the whole recording's codes (what the corpus
+    tokenizer made), not the codes of a cropped clip, whose last frames are encoded against padding."""
+    from tokenizer.audio import load_mono
+
+    synthesizer = Synthesizer.from_pretrained(run["export"])
+    prepared = synthesizer.prepare(Request(text(2), wav(2), mode="continuation"), prompt_seconds=1.01)
+    audio, _ = load_mono(str(wav(2)), 16000)
+    whole = synthesizer.codec(audio, sampling_rate=16000, num_quantizers=synthesizer.num_quantizers)[0]
+    frames = -(-16160 // 320)  # 1.01 s of samples, in whole frames
+    assert prepared.codes.shape[-1] == frames and torch.equal(prepared.codes, whole[:, :frames])
+    assert prepared.prompt_input_samples == frames * 320
+
+
 def test_synthesize_manifest_skips_bad_lines(run, tmp_path, capsys):
     bad_audio = tmp_path / "bad.wav"
     bad_audio.write_bytes(b"RIFF\x00\x00not audio at all")
@@ -216,13 +230,14 @@ def test_manifest_continuation_uses_the_reference_audio(run, tmp_path, capsys, m
     audio = sf.read(tmp_path / "gen" / "c5.wav")[0]
     assert len(audio) > 16000 - 320
     record = json.loads((tmp_path / "gen" / "c5.wav.json").read_text())
-    # 1.01 s is 16160 samples, not whole frames: the model was given those, its output starts with their frames
+    # 1.01 s is 16160 samples, not whole frames: the prompt is the utterance's first 51 frames (16320 samples)
     prompt_frames = Synthesizer.from_pretrained(run["export"]).prepare(
         Request(text(5), wav(5), mode="continuation"), 1.01).codes.shape[-1]
     assert record == {"format_version": 1, "id": "c5", "mode": "continuation", "sampling_rate": 16000,
                       "num_samples": len(audio), "prompt_samples": prompt_frames * 320,
                       "prompt_seconds": prompt_frames / 50, "prompt_audio": str(wav(5).resolve()),
-                      "prompt_input_samples": 16160, "prompt_input_seconds": 1.01}
+                      "prompt_input_samples": prompt_frames * 320, "prompt_input_seconds": prompt_frames * 320 / 16000}
+    assert prompt_frames == 51
     from evaluation import evaluate_tts
     from evaluation.speaker import SpeakerEncoder
 
@@ -237,5 +252,5 @@ def test_manifest_continuation_uses_the_reference_audio(run, tmp_path, capsys, m
     assert evaluate_tts.main(["--generated", str(tmp_path / "gen"), "--reference", str(manifest), "--out", str(out),
                               "--metrics", "spk_sim", "--num-examples", "0"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["mode"] == "continuation" and summary["prompt_seconds"]["mean"] == 1.01
+    assert summary["mode"] == "continuation" and summary["prompt_seconds"]["mean"] == 1.02
     assert summary["scored_seconds"] == (len(audio) - prompt_frames * 320) / 16000  # the generated part only

@@ -1,12 +1,13 @@
 """Decoding settings and the next-token sampler shared by the TTS decoders.
 
-Default: greedy (`do_sample=False`). Measured on the tiny VALL-E that memorised the sample corpus
-(benchmarks/tts_end_to_end.py, 20 utterances, Whisper WER, codec resynthesis 5.4%): greedy 7.9%; nucleus
-sampling with repetition-aware sampling 11.6% at top-p 0.8 (seeds 10.4 / 12.9 / 11.6), 9.5% at 0.5, 14.4%
-at 0.3, 11.5% at ~0 (the seeds spread over 7.1-28.2%). Each sampled token off the learned path puts the AR
-in a context it never saw (exposure bias) and one such step can send a sentence into another one or into
-babble until the length cap; greedy follows what the model learned. MobileSpeech: greedy 11.2%, sampled
-11.6 / 12.4%.
+Default: greedy (`do_sample=False`). Measured with benchmarks/tts_end_to_end.py (tiny VALL-E trained 15
+minutes on the 20 sample utterances, continuation from 1.5 s, Whisper WER; codec resynthesis 5.4%):
+greedy 5.0%, nucleus sampling with repetition-aware sampling at top-p 0.8 9.5% (seeds 10.0 / 10.4 / 8.3).
+On an earlier checkpoint of the same recipe (greedy 7.9%), the top-p sweep with RAS over three seeds gave
+11.6% at 0.8, 9.5% at 0.5, 14.4% at 0.3, 11.5% at ~0, single seeds spreading over 7.1-28.2%. Each sampled
+token off the learned path puts the AR in a context it never saw (exposure bias), and one such step can
+send a sentence into another one or into babble; greedy follows what the model learned. MobileSpeech
+(`MaskDecodingConfig`): greedy 11.2%, sampled 11.6 / 12.4 / 9.1%.
 
 `do_sample=True` (`synthesize --sample`) is the papers' decoding (tts-anchors.md §2.7), for models trained
 on enough speech that their distributions are worth sampling (variety, no greedy loops): temperature,

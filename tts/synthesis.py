@@ -7,8 +7,8 @@ Modes (VALL-E protocol):
 - `cross-sentence` (default): the prompt is another utterance with its transcript (`prompt_text`); the
   model reads `prompt_text` + `text` and continues the prompt's codes; the output is the new sentence only
   (the prompt's frames are cut exactly, so nothing of the prompt leaks into it).
-- `continuation`: `text` is the whole transcript and the prompt is the first `prompt_seconds` of the same
-  utterance; the output is the prompt (codec resynthesis) followed by the generated rest, so that its
+- `continuation`: `text` is the whole transcript and the prompt is the first `prompt_seconds` (rounded up to
+  whole frames) of the same utterance's codes, encoded whole and cut; the output is the prompt (codec resynthesis) followed by the generated rest, so that its
   transcript is the whole text.
 
 The prompt is encoded with the codec the model was trained on: the export's config records its name,
@@ -132,8 +132,14 @@ class Synthesizer:
         if req.prompt_audio is None or str(req.prompt_audio) == "":
             raise TTSError("no prompt audio given")
         audio, _ = load_mono(str(req.prompt_audio), self.codec.sampling_rate)
+        frames = None
         if req.mode == "continuation":
-            audio = audio[: max(1, int(prompt_seconds * self.codec.sampling_rate))]
+            # The prompt is the first frames of the utterance's codes (VALL-E's continuation), not the codes of
+            # a cropped clip: the last frames of a crop are encoded against zero padding and differ from the
+            # utterance's own (2-3 of 75 frames with the shipped codec), which a model then continues from a
+            # context it never saw (measured: 3 of 5 sample sentences garbled from the crop, said from the cut).
+            crop = max(1, int(prompt_seconds * self.codec.sampling_rate))
+            frames = -(-min(crop, len(audio)) // self.codec.hop_length)
             text_ids = self.frontend.encode([req.text])[0]
             phonemes, target = text_ids, len(text_ids)
         else:
@@ -142,13 +148,14 @@ class Synthesizer:
                                f"{req.prompt_audio}")
             prompt_ids, text_ids = self.frontend.encode([req.prompt_text, req.text])
             phonemes, target = self.frontend.join(prompt_ids, text_ids), len(text_ids)
-        seconds = len(audio) / self.codec.sampling_rate
+        given = len(audio) if frames is None else min(len(audio), frames * self.codec.hop_length)
+        seconds = given / self.codec.sampling_rate
         limit = self.model.config.max_frames / self.model.config.frame_rate
         if seconds >= limit:
             raise TTSError(f"prompt {req.prompt_audio} is {seconds:.1f} s, longer than the model's context of "
                            f"{self.model.config.max_frames} frames ({limit:.1f} s)")
         codes = self.codec(audio, sampling_rate=self.codec.sampling_rate, num_quantizers=self.num_quantizers)[0]
-        return Prepared(phonemes, codes, target, len(audio))
+        return Prepared(phonemes, codes if frames is None else codes[:, :frames], target, given)
 
     def synthesize(self, requests: list[Request], config: GenerationConfig | None = None,
                    prompt_seconds: float = 3.0) -> list[np.ndarray]:
