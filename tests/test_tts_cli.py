@@ -118,6 +118,37 @@ def test_continuation_prompt_is_the_utterances_own_first_frames(run):
     assert prepared.prompt_input_samples == frames * 320
 
 
+def test_synthesize_never_writes_outside_out_dir_nor_over_its_own_inputs(run, tmp_path, capsys):
+    """Manifest ids are file names: `../x`, `sub/x` and dot names are skipped, not written outside --out-dir
+    (or crashed on after generation); an output that would be one of the manifest's audio files is skipped;
+    fields of the wrong type skip their line; a manifest that is not UTF-8 is one line."""
+    import shutil
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    victim = tmp_path / "victim.wav"
+    shutil.copy(wav(2), victim)
+    shutil.copy(wav(1), refs / "p1.wav")
+    before = victim.read_bytes(), (refs / "p1.wav").read_bytes()
+    base = {"text": text(3), "prompt_audio": "p1.wav", "prompt_text": text(1)}
+    lines = [{"id": "../victim", **base}, {"id": "sub/x", **base}, {"id": "..", **base}, {"id": "p1", **base},
+             {"id": "num", **base, "prompt_text": 123}, {"id": "good", **base}]
+    manifest = refs / "refs.jsonl"
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    rc, stdout, err = synth(capsys, "--model", str(run["export"]), "--manifest", str(manifest), "--out-dir",
+                            str(refs), "--max-seconds-per-phoneme", "0.03")
+    assert rc == 0 and "1 sentences" in stdout
+    assert (victim.read_bytes(), (refs / "p1.wav").read_bytes()) == before
+    assert sorted(p.name for p in refs.glob("*.wav")) == ["good.wav", "p1.wav"] and not (refs / "sub").exists()
+    skipped = [json.loads(x) for x in (refs / "skipped.jsonl").read_text().splitlines()]
+    assert [b["id"] for b in skipped] == ["../victim", "sub/x", "..", "p1", "num"]
+    assert "not a plain file name" in skipped[0]["reason"] and "not overwritten" in skipped[3]["reason"]
+    assert "prompt_text must be a string" in skipped[4]["reason"]
+    manifest.write_bytes(b'{"id": "a", "text": "caf\xe9"}\n')
+    rc, _, err = synth(capsys, "--model", str(run["export"]), "--manifest", str(manifest), "--out-dir", str(refs))
+    assert rc != 0 and "not UTF-8" in err and len(err.strip().splitlines()) == 1
+
+
 def test_synthesize_manifest_skips_bad_lines(run, tmp_path, capsys):
     bad_audio = tmp_path / "bad.wav"
     bad_audio.write_bytes(b"RIFF\x00\x00not audio at all")

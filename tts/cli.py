@@ -139,22 +139,60 @@ def synth_main(argv: list[str] | None = None) -> int:
     return run_cli("synthesize", _synthesize, argv)
 
 
-def read_requests(path: Path, mode: str) -> tuple[list, list[dict]]:
+def safe_output_id(rid: str) -> str | None:
+    """Why `rid` cannot name an output file `<out-dir>/<rid>.wav` (a path separator, `.`/`..`, a leading dot,
+    a control character), or None when it can: an id never writes outside `--out-dir`."""
+    if "/" in rid or "\\" in rid or rid in (".", "..") or rid.startswith(".") or any(ord(c) < 32 for c in rid):
+        return f"id {rid!r} is not a plain file name (no path separators, leading dot or control characters)"
+    return None
+
+
+def read_requests(path: Path, mode: str, out_dir: Path | None = None) -> tuple[list, list[dict]]:
     """(requests, bad lines) of a manifest: a line that is not JSON, lacks `id`/`text`, or (cross-sentence)
-    `prompt_audio`/`prompt_text`, is recorded as {"line", "id", "reason"} and left out."""
+    `prompt_audio`/`prompt_text`, has a field of the wrong type, an id that is not a plain file name, or whose
+    output `<out_dir>/<id>.wav` would be one of the manifest's own audio files, is recorded as
+    {"line", "id", "reason"} and left out."""
 
     if not path.is_file():
         raise TTSError(f"manifest not found: {path}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise TTSError(f"manifest {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        try:
+            rows.append((n, json.loads(line) if line.strip() else None))
+        except ValueError as exc:
+            rows.append((n, exc))
+    inputs = {(path.parent / str(r.get(k))).resolve() for _, r in rows if isinstance(r, dict)
+              for k in ("prompt_audio", "reference_audio") if isinstance(r.get(k), str) and r.get(k)}
     requests, bad, seen = [], [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for n, row in rows:
+        if row is None:
             continue
         try:
-            row = json.loads(line)
+            if isinstance(row, Exception):
+                raise row
             if not isinstance(row, dict):
                 raise ValueError("not an object")
         except ValueError as exc:
             bad.append({"line": n, "id": None, "reason": f"not a JSON object ({exc})"})
+            continue
+        wrong = [k for k in ("prompt_audio", "reference_audio", "prompt_text")
+                 if row.get(k) is not None and not isinstance(row.get(k), str)]
+        if wrong:
+            bad.append({"line": n, "id": row.get("id"), "reason": f"{wrong[0]} must be a string, got "
+                                                                  f"{type(row[wrong[0]]).__name__}"})
+            continue
+        unsafe = safe_output_id(row["id"]) if isinstance(row.get("id"), str) and row.get("id") else None
+        if unsafe:
+            bad.append({"line": n, "id": row["id"], "reason": unsafe})
+            continue
+        if out_dir is not None and isinstance(row.get("id"), str) and row.get("id") and \
+                (out_dir / f"{row['id']}.wav").resolve() in inputs:
+            bad.append({"line": n, "id": row["id"], "reason": f"its output {out_dir / (row['id'] + '.wav')} is an "
+                                                              "audio file of the manifest: not overwritten"})
             continue
         rid = row.get("id")
         missing = [k for k in ("id", "text") if not isinstance(row.get(k), str) or not row.get(k)]
@@ -199,8 +237,8 @@ def _synthesize(argv) -> int:
     from tqdm.auto import tqdm
 
     manifest = Path(args.manifest).expanduser()
-    requests, bad = read_requests(manifest, args.mode)
     out_dir = Path(args.out_dir)
+    requests, bad = read_requests(manifest, args.mode, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ready = []
     for n, req in requests:
