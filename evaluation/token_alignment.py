@@ -97,12 +97,6 @@ def latents(codes: torch.Tensor | np.ndarray, code_vectors: torch.Tensor | np.nd
     return table[levels, codes].sum(axis=0)  # (K, F, D) -> (F, D)
 
 
-def _euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, D), (M, D) -> (N, M) Euclidean distances, without an (N, M, D) intermediate."""
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(sq, 0.0))  # rounding can leave -1e-16 where a frame equals another
-
-
 def aligned_token_accuracy(generated: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray,
                            code_vectors: torch.Tensor | np.ndarray) -> dict[str, Any]:
     """Per-level token accuracy of generated codes against reference codes after DTW on codec latents.
@@ -132,7 +126,9 @@ def aligned_token_accuracy(generated: torch.Tensor | np.ndarray, reference: torc
     if f_gen == 0:
         return {"per_level": [0.0] * num_levels, "path_length": 0, "length_ratio": 0.0}
 
-    path = dtw_path(_euclidean(latents(gen, code_vectors), latents(ref, code_vectors)))
+    from scipy.spatial.distance import cdist
+
+    path = dtw_path(cdist(latents(gen, code_vectors), latents(ref, code_vectors)))  # Euclidean, (F_gen, F_ref)
     i, j = path[:, 0], path[:, 1]
     pairs_per_ref = np.bincount(j, minlength=f_ref)  # >= 1 everywhere: a DTW path visits every column
     per_level = []

@@ -159,42 +159,36 @@ def read_requests(path: Path, mode: str, out_dir: Path | None = None) -> tuple[l
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise TTSError(f"manifest {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    rows = []
+    requests, bad, seen, rows = [], [], set(), []
     for n, line in enumerate(lines, 1):
-        try:
-            rows.append((n, json.loads(line) if line.strip() else None))
-        except ValueError as exc:
-            rows.append((n, exc))
-    inputs = {(path.parent / str(r.get(k))).resolve() for _, r in rows if isinstance(r, dict)
-              for k in ("prompt_audio", "reference_audio") if isinstance(r.get(k), str) and r.get(k)}
-    requests, bad, seen = [], [], set()
-    for n, row in rows:
-        if row is None:
+        if not line.strip():
             continue
         try:
-            if isinstance(row, Exception):
-                raise row
+            row = json.loads(line)
             if not isinstance(row, dict):
                 raise ValueError("not an object")
         except ValueError as exc:
             bad.append({"line": n, "id": None, "reason": f"not a JSON object ({exc})"})
             continue
+        rows.append((n, row))
+    # every audio file the manifest names: an output must never overwrite one of them
+    inputs = {(path.parent / r[k]).resolve() for _, r in rows for k in ("prompt_audio", "reference_audio")
+              if isinstance(r.get(k), str) and r[k]}
+    for n, row in rows:
+        rid = row.get("id")
         wrong = [k for k in ("prompt_audio", "reference_audio", "prompt_text")
                  if row.get(k) is not None and not isinstance(row.get(k), str)]
         if wrong:
-            bad.append({"line": n, "id": row.get("id"), "reason": f"{wrong[0]} must be a string, got "
-                                                                  f"{type(row[wrong[0]]).__name__}"})
+            bad.append({"line": n, "id": rid, "reason": f"{wrong[0]} must be a string, got "
+                                                        f"{type(row[wrong[0]]).__name__}"})
             continue
-        unsafe = safe_output_id(row["id"]) if isinstance(row.get("id"), str) and row.get("id") else None
-        if unsafe:
-            bad.append({"line": n, "id": row["id"], "reason": unsafe})
-            continue
-        if out_dir is not None and isinstance(row.get("id"), str) and row.get("id") and \
-                (out_dir / f"{row['id']}.wav").resolve() in inputs:
-            bad.append({"line": n, "id": row["id"], "reason": f"its output {out_dir / (row['id'] + '.wav')} is an "
-                                                              "audio file of the manifest: not overwritten"})
-            continue
-        rid = row.get("id")
+        if isinstance(rid, str) and rid:
+            unsafe = safe_output_id(rid)
+            if not unsafe and out_dir is not None and (out_dir / f"{rid}.wav").resolve() in inputs:
+                unsafe = f"its output {out_dir / (rid + '.wav')} is an audio file of the manifest: not overwritten"
+            if unsafe:
+                bad.append({"line": n, "id": rid, "reason": unsafe})
+                continue
         missing = [k for k in ("id", "text") if not isinstance(row.get(k), str) or not row.get(k)]
         audio = row.get("prompt_audio") or (row.get("reference_audio") if mode == "continuation" else None)
         if not audio:

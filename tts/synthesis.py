@@ -8,8 +8,8 @@ Modes (VALL-E protocol):
   model reads `prompt_text` + `text` and continues the prompt's codes; the output is the new sentence only
   (the prompt's frames are cut exactly, so nothing of the prompt leaks into it).
 - `continuation`: `text` is the whole transcript and the prompt is the first `prompt_seconds` (rounded up to
-  whole frames) of the same utterance's codes, encoded whole and cut; the output is the prompt (codec resynthesis) followed by the generated rest, so that its
-  transcript is the whole text.
+  whole frames) of the same utterance's codes, encoded whole and cut; the output is the prompt (codec
+  resynthesis) followed by the generated rest, so that its transcript is the whole text.
 
 The prompt is encoded with the codec the model was trained on: the export's config records its name,
 config hash and weights digest; a codec with another hash or digest is refused.

@@ -6,8 +6,8 @@ output would depend on its batch mates in training and on tiny-batch statistics)
 (the SMD attends to the prompt in every block), and its relative-position attention does not run through
 `scaled_dot_product_attention`. This block: macaron FFN/2, self-attention, [cross-attention], convolution
 module (pointwise + GLU, depthwise, LayerNorm, SiLU, pointwise) with padding zeroed before the depthwise
-convolution, FFN/2, final LayerNorm (Gulati et al. 2020). Positions: sinusoidal, added once at the input (so the stack's inputs must be at unit scale:
-`tts.layers.ScaledEmbedding`).
+convolution, FFN/2, final LayerNorm (Gulati et al. 2020). Positions: sinusoidal, added once at the input
+(so the stack's inputs must be at unit scale: `tts.layers.ScaledEmbedding`).
 
 Shapes: x (B, L, D); mask bool (B, L), True on real positions; memory (B, M, D), memory_mask (B, M).
 """

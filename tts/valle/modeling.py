@@ -262,11 +262,11 @@ class ValleNAR(nn.Module):
         phonemes = [batch.phonemes[i, : int(batch.phoneme_lengths[i])] for i in range(n)]
         prompts = [batch.prompt[i, :, : int(batch.prompt_lengths[i])] for i in range(n)]
         targets = [batch.codes[i, :, : int(batch.code_lengths[i])] for i in range(n)]
-        h, mask, offsets = self.hidden(phonemes, prompts, targets, stages)
+        h, _, offsets = self.hidden(phonemes, prompts, targets, stages)
         total, count, metrics = h.new_zeros((), dtype=torch.float32), 0, {}
         for stage in sorted(set(stages)):
             rows = [i for i, s in enumerate(stages) if s == stage]
-            hs = torch.cat([h[i, off : off + targets[i].shape[-1]] for i, off in ((i, offsets[i]) for i in rows)])
+            hs = torch.cat([h[i, offsets[i] : offsets[i] + targets[i].shape[-1]] for i in rows])
             labels = torch.cat([targets[i][stage] for i in rows])
             logits = self.logits(hs, stage).float()
             ce = F.cross_entropy(logits, labels, reduction="sum")
