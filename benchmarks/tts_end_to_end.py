@@ -84,16 +84,22 @@ def teacher_forced(model, utts, n_prompt: int) -> list[float]:
 SAMPLING_SEEDS = (0, 1, 2)
 
 
+def continuation_inputs(utts, n_prompt: int) -> tuple[list, list, list, list[dict]]:
+    """(phonemes (P,), prompt codes (K, n_prompt), true continuation (K, F), a result row) per utterance."""
+    phonemes = [u.phonemes.long() for u in utts]
+    prompts = [u.codes[:, :n_prompt].long() for u in utts]
+    truths = [u.codes[:, n_prompt:].long() for u in utts]
+    rows = [{"id": u.id, "text": u.text, "true_frames": t.shape[-1]} for u, t in zip(utts, truths)]
+    return phonemes, prompts, truths, rows
+
+
 def score_valle(model, utts, n_prompt: int, table) -> tuple[dict, list[dict], dict]:
     from evaluation.token_alignment import aligned_token_accuracy
     from tts.generation import GenerationConfig
 
-    phonemes = [u.phonemes.long() for u in utts]
-    prompts = [u.codes[:, :n_prompt].long() for u in utts]
-    truths = [u.codes[:, n_prompt:].long() for u in utts]
+    phonemes, prompts, truths, rows = continuation_inputs(utts, n_prompt)
     decodings = {"greedy (synthesize default)": GenerationConfig()}
     decodings.update({f"sampled seed {s} (--sample)": GenerationConfig(do_sample=True, seed=s) for s in SAMPLING_SEEDS})
-    rows = [{"id": u.id, "text": u.text, "true_frames": t.shape[-1]} for u, t in zip(utts, truths)]
     t0 = time.time()
     nar_true = model.nar.generate(phonemes, prompts, [t[0] for t in truths])
     codes, summary = {}, {"free_running": {}, "length_ratio": {}}
@@ -117,11 +123,8 @@ def score_mobilespeech(model, utts, n_prompt: int, table) -> tuple[dict, list[di
     from evaluation.token_alignment import aligned_token_accuracy
     from tts.mobilespeech.decoding import MaskDecodingConfig
 
-    phonemes = [u.phonemes.long() for u in utts]
-    prompts = [u.codes[:, :n_prompt].long() for u in utts]
-    truths = [u.codes[:, n_prompt:].long() for u in utts]
+    phonemes, prompts, truths, rows = continuation_inputs(utts, n_prompt)
     n_target = [len(p) for p in phonemes]
-    rows = [{"id": u.id, "text": u.text, "true_frames": t.shape[-1]} for u, t in zip(utts, truths)]
     t0 = time.time()
     oracle_index = [model.frame_phonemes(p, u.codes.long())[n_prompt:] for p, u in zip(phonemes, utts)]
     codes = {"oracle durations, greedy": model.generate(phonemes, prompts, n_target, MaskDecodingConfig(),
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"--data {tokens}: no manifest.json (make it with tokenize-corpus)")
         assert tokenize_corpus(["libritts", "--codec", "language-codec", "--root", str(SAMPLE_ROOT),
                                 "--out", str(tokens), "--num-workers", "0"]) == 0
-    t0 = time.time()
+    t0, train_seconds = time.time(), None  # None: not trained by this run
     if not args.skip_train:
         argv_train = [args.model, "--data", str(tokens), "--preset", "tiny", "--out", str(run),
                       "--data.valid_utterances=0", f"--max_minutes={args.minutes}", "--log_with=none"]
@@ -206,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
         if (run / "state").is_dir():
             argv_train.append("--resume")
         assert train_main(argv_train) == 0
-    train_seconds = time.time() - t0
+        train_seconds = time.time() - t0
 
     from tts.data import TTSCorpus
     from tts.synthesis import Synthesizer
