@@ -2,7 +2,8 @@
 
 Default: greedy (`do_sample=False`). Measured with benchmarks/tts_end_to_end.py (tiny VALL-E trained 15
 minutes on the 20 sample utterances, continuation from 1.5 s, Whisper WER; codec resynthesis 5.4%):
-greedy 5.0%, nucleus sampling with repetition-aware sampling at top-p 0.8 9.5% (seeds 10.0 / 10.4 / 8.3).
+greedy 5.0% (9.1% in a rerun: same audio, Whisper's transcript of one looping sentence differed), nucleus
+sampling with repetition-aware sampling at top-p 0.8 9.5% (seeds 10.0 / 10.4 / 8.3).
 On an earlier checkpoint of the same recipe (greedy 7.9%), the top-p sweep with RAS over three seeds gave
 11.6% at 0.8, 9.5% at 0.5, 14.4% at 0.3, 11.5% at ~0, single seeds spreading over 7.1-28.2%. Each sampled
 token off the learned path puts the AR in a context it never saw (exposure bias), and one such step can
