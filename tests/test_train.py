@@ -384,6 +384,27 @@ def test_freeze_encoder_and_quantizer_trains_the_decoder_and_keeps_the_tokens(wa
     assert "'decoder' is not a submodule of LanguageCodecModel" in capsys.readouterr().err
 
 
+def test_same_tokens_as_is_dropped_when_a_token_module_trains(wav_dir, tmp_path):
+    """F6 (tts-adversarial-3): a warm start that trains the encoder or the quantizer makes other tokens, so
+    its export must not inherit the start's `same_tokens_as` (nor add the start): only a run with every token
+    module frozen keeps the lineage and adds the start's weights digest."""
+    from training.codec.loop import record_same_tokens
+
+    start = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("language_codec", preset="tiny"), seed=0)
+    start.config.same_tokens_as = ["0123456789abcdef"]  # as the shipped v2 declares v1
+    start.save_pretrained(tmp_path / "start")
+    out = tmp_path / "ft"
+    assert main(_cli_args(wav_dir, out, "--steps=1", "--eval_every=1000", "--save_every=1000",
+                          "--export_every=1000", f"--model.init_from={tmp_path / 'start'}")) == 0
+    final = AutoCodecTokenizer.from_pretrained(out / "final")
+    assert final.tokens_digest != start.tokens_digest and not final.config.same_tokens_as
+    for frozen, expected in ((["encoder"], []), (["quantizer"], []), ([], []),
+                             (["encoder", "quantizer"], ["0123456789abcdef", start.weights_digest])):
+        model = AutoCodecTokenizer.from_pretrained(tmp_path / "start").model
+        record_same_tokens(model, frozen)
+        assert list(model.config.same_tokens_as or []) == expected, frozen
+
+
 def test_tiny_codec_loss_falls(wav_dir, tmp_path):
     """Overfitting one clip (no random gain, no GAN): the mel loss falls. A low dead-code threshold keeps
     the tiny batches from re-initialising codes every step, which makes the curve jumpy."""

@@ -93,13 +93,19 @@ def freeze_modules(model: nn.Module, names: list) -> list[nn.Module]:
 
 
 def record_same_tokens(model: nn.Module, frozen: list) -> None:
-    """With all of the model's `token_modules` frozen on a warm start, the export makes exactly the starting
-    checkpoint's tokens: add the start's weights digest to `config.same_tokens_as` (`tokenizer.identity`), so
-    shards and TTS models recorded with the start accept the new decoder."""
-    token_modules = getattr(model, "token_modules", None)
-    if not token_modules or not set(token_modules) <= set(frozen):
-        return
+    """Keep `config.same_tokens_as` true (`tokenizer.identity`). With all of the model's `token_modules` frozen
+    (`frozen`: the names of `ModelConfig.freeze`), the export makes exactly the starting checkpoint's tokens:
+    add the start's weights digest, so shards and TTS models recorded with the start accept the new decoder.
+    Otherwise the tokens will move: drop the lineage inherited from `init_from` (a fine-tuned encoder or
+    quantizer makes other codes, and must not pass as its start against records without a tokens digest)."""
+    token_modules = getattr(model, "token_modules", None) or [name for name, _ in model.named_children()]
     same = list(getattr(model.config, "same_tokens_as", None) or [])
+    if not set(token_modules) <= set(frozen):
+        if same:
+            logger.info("model.freeze=%s leaves %s training: same_tokens_as %s dropped (other tokens)",
+                        list(frozen), ", ".join(sorted(set(token_modules) - set(frozen))), same)
+        model.config.same_tokens_as = []
+        return
     digest = model.weights_digest()
     model.config.same_tokens_as = same if digest in same else [*same, digest]
     logger.info("encoder and quantizer frozen: the export makes the tokens of weights digest %s", digest)
@@ -296,7 +302,7 @@ def train(cfg: TrainConfig, utterances: Iterable[Utterance], model: nn.Module | 
     # ---- model, data, losses, discriminators, optimizers
     model = model if model is not None else build_model(cfg.model, cfg.seed)
     frozen = freeze_modules(model, cfg.model.freeze)
-    if cfg.model.init_from:
+    if hasattr(model, "weights_digest"):  # a codec model (a custom generator may have no identity)
         record_same_tokens(model, cfg.model.freeze)
     sr = int(model.config.sampling_rate)
     lambda_rd = resolve_lambda(cfg, model)
