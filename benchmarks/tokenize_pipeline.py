@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from data_prep.tokenize_corpus import _batches, main as tokenize_corpus
+from data_prep.corpora import get_corpus
+from data_prep.pipeline import length_batches, tokenize_corpus
 from tokenizer import AutoCodecTokenizer
 from tokenizer.audio import load_mono
 
@@ -66,15 +67,14 @@ def main(argv: list[str] | None = None) -> dict:
         seconds = sum(len(c) for c in clips) / tok.sampling_rate
         lengths = [len(c) for c in clips]
         order = sorted(range(len(clips)), key=lambda i: lengths[i])
-        batches = _batches(order, lengths, int(args.batch_seconds * tok.sampling_rate))
+        batches = length_batches(order, lengths, int(args.batch_seconds * tok.sampling_rate))
         t0 = time.perf_counter()
         for b in batches:
             tok([clips[i] for i in b], sampling_rate=tok.sampling_rate)
         raw = time.perf_counter() - t0
         t0 = time.perf_counter()
-        tokenize_corpus(["libritts", "--codec", args.codec, "--root", str(Path(tmp) / "LibriTTS"),
-                         "--out", str(Path(tmp) / "out"), "--no-phonemes", "--num-workers", str(args.num_workers),
-                         "--batch-seconds", str(args.batch_seconds), "--shard-size", "50"])
+        tokenize_corpus(get_corpus("libritts", root=str(Path(tmp) / "LibriTTS")), tok, Path(tmp) / "out",
+                        phonemes=False, num_workers=args.num_workers, batch_seconds=args.batch_seconds, shard_size=50)
         pipe = time.perf_counter() - t0
     result = {"audio_seconds": seconds, "raw_x_rt": seconds / raw, "pipeline_x_rt": seconds / pipe,
               "overhead": pipe / raw - 1}

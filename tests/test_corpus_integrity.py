@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-import data_prep.tokenize_corpus as cli
+import data_prep.pipeline as pipeline
 from data_prep.tokenize_corpus import main
 from data_prep.dataset import TokenShardDataset
 from data_prep.errors import CorpusError
@@ -370,7 +370,7 @@ def test_full_disk_is_one_line_and_leaves_no_temporary_files(corpus, codec_dir, 
 def test_audio_held_is_bounded_by_batch_seconds_not_shard_size(tmp_path, codec_dir, monkeypatch):
     root = _libritts(tmp_path / "mem", n=12)
     loaded, written, held = [0], [0], []
-    reader_get, writer_write = cli._AudioReader.__getitem__, ShardWriter.write
+    reader_get, writer_write = pipeline.AudioReader.__getitem__, ShardWriter.write
 
     def get(self, i):
         loaded[0] += 1
@@ -381,7 +381,7 @@ def test_audio_held_is_bounded_by_batch_seconds_not_shard_size(tmp_path, codec_d
         held.append(loaded[0] - written[0])
         return writer_write(self, *args, **kwargs)
 
-    monkeypatch.setattr(cli._AudioReader, "__getitem__", get)
+    monkeypatch.setattr(pipeline.AudioReader, "__getitem__", get)
     monkeypatch.setattr(ShardWriter, "write", write)
     small = tmp_path / "small"
     assert main(["libritts", "--codec", str(codec_dir), "--root", str(root), "--out", str(small), "--no-phonemes",

@@ -208,3 +208,33 @@ def test_post_hoc_quantization_is_recorded_in_the_manifest(corpus, tmp_path, cap
     assert main(["libritts", "--codec", str(lc.save_pretrained(tmp_path / "lc")), "--root", str(root),
                  "--out", str(tmp_path / "y"), "--quantization", "levels=5"]) == 2
     assert "no post-hoc quantization" in capsys.readouterr().err
+
+
+def test_library_function_writes_what_the_cli_writes(corpus, codec_dir, tmp_path):
+    """`data_prep.pipeline.tokenize_corpus` is the CLI's engine: same shards, same manifest, and it takes a plain
+    list of utterances too; its result reports what this run did."""
+    from data_prep.corpora import get_corpus
+    from data_prep.pipeline import encode_in_batches, tokenize_corpus
+    from tokenizer.audio import load_mono
+
+    root, good, bad = corpus
+    cli_out, lib_out = tmp_path / "cli", tmp_path / "lib"
+    assert _run(corpus, codec_dir, cli_out, "--no-phonemes") == 0
+    tok = AutoCodecTokenizer.from_pretrained(codec_dir)
+    result = tokenize_corpus(get_corpus("libritts", root=str(root)), tok, lib_out, phonemes=False, shard_size=4,
+                             batch_seconds=2, num_workers=0, codec_name=str(codec_dir), corpus_name="libritts")
+    assert _manifest_core(lib_out) == _manifest_core(cli_out)
+    assert result.stats["utterances"] == len(good) and result.finished_before == 0
+    assert sum(result.skip_reasons.values()) == len(bad) and result.manifest["counts"]["utterances"] == len(good)
+    again = tokenize_corpus(get_corpus("libritts", root=str(root)), tok, lib_out, phonemes=False, shard_size=4,
+                            batch_seconds=2, num_workers=0)
+    assert again.stats["utterances"] == 0
+    assert again.finished_before == len(read_manifest(lib_out)["shards"]) and again.shards_done == 0
+    # any iterable of Utterance works; batching does not change codes
+    utts = [u for u in get_corpus("libritts", root=str(root)) if u.id in good[:4]]
+    plain = tokenize_corpus(utts, tok, tmp_path / "plain", phonemes=False, num_workers=0, show_progress=False)
+    assert plain.stats["utterances"] == 4
+    clips = [load_mono(u.audio, tok.sampling_rate)[0] for u in utts]
+    one = encode_in_batches(tok, clips, tok.num_quantizers, max_samples=1)
+    many = encode_in_batches(tok, clips, tok.num_quantizers, max_samples=10 ** 9)
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(one, many))
