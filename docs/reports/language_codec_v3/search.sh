@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The recipe search of issue 30: arms of the same config, same data and seed, each for MINUTES of training
+# on one core (OMP_NUM_THREADS=1), planned over the long run's 24000 steps so the learning rate is what the
+# long run would use. Held-out curves afterwards: python benchmarks/codec_curve.py runs/v3_search/*
+#   bash docs/reports/language_codec_v3/search.sh [MINUTES] [ARM ...]
+set -euo pipefail
+MINUTES=${1:-20}; shift || true
+ARMS=${*:-"recon_lr5e-4_b8 recon_lr1e-3_b8 recon_lr5e-4_b16 gan_lr5e-4_b8 warmv2_lr5e-4_b8"}
+CONFIG=configs/codec/language_codec_v3_16k.yaml
+COMMON="--max_minutes=$MINUTES --export_every=200 --eval_every=100000 --save_every=200"
+for arm in $ARMS; do
+    case $arm in
+        recon_lr5e-4_b8)  extra="" ;;
+        recon_lr1e-3_b8)  extra="--optim.lr=1e-3" ;;
+        recon_lr5e-4_b16) extra="--data.batch_size=16" ;;
+        gan_lr5e-4_b8)    extra="--disc_start_step=0" ;;
+        warmv2_lr5e-4_b8) extra="--model.init_from=tokenizer/pretrained/language_codec" ;;
+        *) echo "unknown arm $arm" >&2; exit 2 ;;
+    esac
+    out=runs/v3_search/$arm
+    [ -e "$out/final" ] && { echo "$arm: done already"; continue; }
+    echo "== $arm $(date -u +%H:%M:%S)"
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 train-codec --config $CONFIG --out_dir=$out $COMMON $extra
+done
