@@ -40,7 +40,7 @@ class RateAwareConfig(CodecConfig):
     `optim.entropy_lr_mult` 10) the audit's small preset at 0.8 coded 1299 bps with z at 6. Hence the
     default 2.0 (one of the paper's six values, kept so checkpoints and the tiny golden keep their
     config) lands mid-way through the RVQ baseline's 1500-4000 bps, and the study sweeps 0.1-4
-    (configs/codec/rd_comparison/run.sh). Lambdas below ~0.3 need `lambda_warmup_steps` or `init_from` in
+    (docs/reports/rate_aware_vs_rvq/run.sh). Lambdas below ~0.3 need `lambda_warmup_steps` or `init_from` in
     the trainer: trained from scratch they collapse.
     Hyperprior density (`hyper_stride`, `hyper_latent_dim`): the paper asks for "a more compact hyper-prior
     z" without numbers. CompressAI's channel-wise models (mbt2018, Minnen 2020, ELIC) give z about 4% of

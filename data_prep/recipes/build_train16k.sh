@@ -5,7 +5,7 @@
 # in one flat folder named `<speaker>-<utterance>.<ext>` so `speaker_from_filename: true` groups them
 # (Asterisk voices become speakers such as `aenUSfAllison`). A maintainer tool: needs apt-get, dpkg-deb and
 # ffmpeg (`apt-get install -y ffmpeg`); never run at install or test time.
-#   bash configs/codec/build_train16k.sh [OUT] [LIBRISPEECH_MINI]
+#   bash data_prep/recipes/build_train16k.sh [OUT] [LIBRISPEECH_MINI]
 # Licences: LibriSpeech CC BY 4.0; Asterisk core sounds CC BY-SA 3.0 (see tokenizer/pretrained/language_codec).
 set -euo pipefail
 OUT=${1:-/work/data/train16k}

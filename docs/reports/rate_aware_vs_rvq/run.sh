@@ -14,10 +14,10 @@
 # (12 runs, 6 Language-Codec operating points) take about 2 h 40 min.
 # Finished runs (final/model.safetensors present) are skipped, so the script can be re-run after a stop.
 #
-#   bash configs/codec/rd_comparison/run.sh [PYTHON]
+#   bash docs/reports/rate_aware_vs_rvq/run.sh [PYTHON]
 # Smoke test (a few minutes, writes nothing under docs/):
 #   STEPS=20 LAMBDAS=0.3 SEEDS=0 MAX_UTTERANCES=2 RUNS=/tmp/rd_smoke OUT=/tmp/rd_smoke/report \
-#       bash configs/codec/rd_comparison/run.sh
+#       bash docs/reports/rate_aware_vs_rvq/run.sh
 set -euo pipefail
 PY=${1:-.venv/bin/python}
 CFG=configs/codec/rd_comparison
