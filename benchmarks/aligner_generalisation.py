@@ -23,8 +23,8 @@ import time
 import torch
 from torch import nn
 
-from tokenizer.cli import run_cli
-from tokenizer.modules.masking import length_mask
+from tokenizer.utils.cli import run_cli
+from tokenizer.utils.masking import length_mask
 from tts.alignment import AlignmentModule, beta_binomial_prior, forward_sum_loss, hard_alignment, plot_alignments
 from tts.codec import load_codec
 from tts.data import TTSCorpus, pad

@@ -29,7 +29,7 @@ from evaluation.evaluate_codec import evaluate_pair
 from evaluation.systems import TokenizerCodec
 from tokenizer import AutoCodecTokenizer
 from tokenizer.audio import load_mono
-from tokenizer.cli import run_cli
+from tokenizer.utils.cli import run_cli
 
 METRICS = ("pesq_wb", "stoi", "mel_distance")
 AUDIO = (".flac", ".wav")

@@ -23,8 +23,8 @@ from evaluation.baselines import parse_baseline
 from evaluation.systems import operating_points
 from tokenizer import AutoCodecTokenizer
 from tokenizer.audio import load_mono
-from tokenizer.cli import run_cli
-from tokenizer.errors import CodecError
+from tokenizer.utils.cli import run_cli
+from tokenizer.utils.errors import CodecError
 
 AUDIO = (".flac", ".wav", ".mp3", ".ogg")
 

@@ -54,7 +54,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from data_prep.errors import CorpusError
 from data_prep.shards import read_manifest
 from tokenizer.identity import tokens_mismatch
-from tokenizer.modules.masking import length_mask
+from tokenizer.utils.masking import length_mask, pad_right
 
 CODEC_FIELDS = ("sampling_rate", "frame_rate", "codebook_size")
 """Checked for equality; then the identity (`tokenizer.identity.tokens_mismatch`): the same tokens."""
@@ -251,14 +251,6 @@ class TokenShardDataset(IterableDataset):
         yield from samples
 
 
-def _pad_stack(tensors: list[torch.Tensor], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([t.shape[-1] for t in tensors], dtype=torch.long)
-    out = torch.full((len(tensors), *tensors[0].shape[:-1], int(lengths.max())), pad, dtype=torch.long)
-    for i, t in enumerate(tensors):
-        out[i, ..., : t.shape[-1]] = t
-    return out, lengths
-
-
 def collate_codes(samples: list[dict], pad_code: int = 0, pad_phoneme: int = 0) -> dict:
     """Pad samples of ``TokenShardDataset`` into a batch.
 
@@ -270,14 +262,14 @@ def collate_codes(samples: list[dict], pad_code: int = 0, pad_phoneme: int = 0) 
     """
     if not samples:
         raise ValueError("collate_codes needs at least one sample")
-    codes, lengths = _pad_stack([s["codes"] for s in samples], pad_code)
+    codes, lengths = pad_right([s["codes"] for s in samples], pad_code, dtype=torch.long)
     phonemes = [s["phoneme_ids"] for s in samples]
     if all(p is None for p in phonemes):
         phoneme_ids = phoneme_lengths = phoneme_mask = None
     elif any(p is None for p in phonemes):
         raise CorpusError("some samples of the batch have phoneme ids and some do not")
     else:
-        phoneme_ids, phoneme_lengths = _pad_stack(phonemes, pad_phoneme)
+        phoneme_ids, phoneme_lengths = pad_right(phonemes, pad_phoneme, dtype=torch.long)
         phoneme_mask = length_mask(phoneme_lengths, phoneme_ids.shape[-1])
     return {
         "codes": codes,

@@ -1,6 +1,6 @@
 """Errors a user can cause while preparing a corpus."""
 
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 
 
 class CorpusError(CodecError):

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from tokenizer.audio import load_mono
-from tokenizer.errors import AudioError, CodecError
+from tokenizer.utils.errors import AudioError, CodecError
 
 from .corpora import Utterance
 from .errors import CorpusError

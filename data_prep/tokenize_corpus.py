@@ -47,8 +47,8 @@ from pathlib import Path
 import torch
 
 from tokenizer.auto import AutoCodecTokenizer
-from tokenizer.cli import run_cli
-from tokenizer.errors import CodecError
+from tokenizer.utils.cli import run_cli
+from tokenizer.utils.errors import CodecError
 
 from .corpora import CORPORA, get_corpus
 from .errors import CorpusError

@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from tokenizer.audio import resample
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 from .deps import require_program
 from .systems import RoundTrip, SpeechCodec
 

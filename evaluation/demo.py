@@ -18,8 +18,8 @@ import soundfile as sf
 
 from data_prep.sample_corpus import SAMPLE_ROOT
 from tokenizer.auto import AutoCodecTokenizer
-from tokenizer.cli import run_cli
-from tokenizer.errors import CodecError
+from tokenizer.utils.cli import run_cli
+from tokenizer.utils.errors import CodecError
 
 
 def sample_clip() -> Path:

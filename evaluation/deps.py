@@ -8,7 +8,7 @@ import shutil
 from types import ModuleType
 from typing import Any
 
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 
 # module -> what to install (pip spec, or Debian package for programs)
 PIP_NAMES = {

@@ -43,8 +43,8 @@ from tqdm.auto import tqdm
 from data_prep.corpora import CORPORA, get_corpus
 from tokenizer.audio import load_mono, resample
 from tokenizer.auto import AutoCodecTokenizer
-from tokenizer.cli import run_cli
-from tokenizer.errors import CodecError
+from tokenizer.utils.cli import run_cli
+from tokenizer.utils.errors import CodecError
 from .baselines import align_to_reference, fit_length, parse_baseline
 from .metrics import DEFAULT_CODEC_METRICS, HIGHER_IS_BETTER, METRICS, UTMOSPredictor, compute_metrics, metric_columns
 from .rate import bd_metric, bd_overlap, bd_rate, codebook_stats

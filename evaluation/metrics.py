@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tokenizer.audio import resample
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 
 from .deps import require
 from .speaker import get_speaker_encoder

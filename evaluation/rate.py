@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 
 
 # ------------------------------------------------------------------------------------ histograms

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 from .metrics import COLUMN_LABELS, HIGHER_IS_BETTER
 
 

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 
 
 @dataclass

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evaluation.deps import require
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 
 if TYPE_CHECKING:
     import torch

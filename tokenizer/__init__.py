@@ -17,7 +17,8 @@ _EXPORTS = {
     "AutoCodecConfig": ".auto", "AutoCodecTokenizer": ".auto",
     "CodecConfig": ".configuration", "CodecModel": ".modeling", "CodecTokenizer": ".tokenization",
     "CodecEncoding": ".outputs", "CodecDecoding": ".outputs",
-    "CodecError": ".errors", "AudioError": ".errors", "ConfigError": ".errors",
+    "ToolkitError": ".utils.errors", "CodecError": ".utils.errors", "AudioError": ".utils.errors",
+    "ConfigError": ".utils.errors",
     "CODECS": ".registry", "get_codec_spec": ".registry", "list_codecs": ".registry",
     "register_with_transformers": ".registry", "load_audio": ".audio",
 }

@@ -21,7 +21,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from .errors import AudioError
+from .utils.errors import AudioError
 
 PathLike = Union[str, os.PathLike]
 AudioSource = Union[PathLike, bytes]

@@ -9,7 +9,7 @@ import torch
 
 from .codecs.transformers_codecs.base import TransformersCodecTokenizer
 from .configuration import CodecConfig
-from .errors import ConfigError
+from .utils.errors import ConfigError
 from .loading import PRETRAINED_DIR, load_model, read_model_type, resolve, transformers_codec_source
 from .registry import CODECS, TRANSFORMERS_CODECS, get_codec_spec, register_with_transformers
 from .tokenization import CodecTokenizer

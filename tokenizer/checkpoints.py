@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CodecError
+from .utils.errors import CodecError
 
 logger = logging.getLogger(__name__)
 

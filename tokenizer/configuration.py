@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from transformers import PreTrainedConfig
 
-from .errors import ConfigError
+from .utils.errors import ConfigError
 
 # Keys transformers adds that say nothing about the codec itself.
 _NOT_ARCHITECTURE = {

@@ -1,17 +1,4 @@
-"""The one exception type users catch: every error a user can cause raises a subclass of it."""
+"""Moved to `tokenizer.utils.errors` (the toolkit's foundation); this name keeps old imports working.
+`from tokenizer import CodecError` is the stable way to reach the error types."""
 
-
-class CodecError(ValueError):
-    """Bad input to the toolkit: an unreadable file, empty or non-finite audio, a wrong rank,
-    an unknown codec name, codes outside the codebook, an unsupported quantizer count...
-
-    The message always names the offending value (path, shape, name or number).
-    """
-
-
-class AudioError(CodecError):
-    """Audio that cannot be read or used: unreadable file, empty, NaN/inf, wrong rank."""
-
-
-class ConfigError(CodecError):
-    """A configuration value that the codec cannot honour (unknown name, unsupported count)."""
+from .utils.errors import AudioError, CodecError, ConfigError, ToolkitError  # noqa: F401

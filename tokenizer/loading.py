@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from safetensors import SafetensorError
 
-from .errors import CodecError, ConfigError
+from .utils.cli import quiet_progress_bars  # noqa: F401  (re-exported: its former home)
+from .utils.errors import CodecError, ConfigError
 from .registry import CODECS, canonical_name, get_codec_spec, transformers_codec_spec
 
 # Trained weights shipped inside the package: tokenizer/pretrained/<model_type>/{config.json, model.safetensors}.
@@ -105,25 +104,6 @@ def builtin_dir(key: str) -> Path | None:
     """The shipped weights of a built-in codec, or None when none ship with this install."""
     directory = PRETRAINED_DIR / key
     return directory if (directory / "model.safetensors").is_file() else None
-
-
-@contextmanager
-def quiet_progress_bars() -> Iterator[None]:
-    """Silence transformers' "Loading weights" / "Writing model shards" bars (transformers 5 draws one
-    per `from_pretrained` / `save_pretrained`), then restore the previous state of transformers' and
-    huggingface_hub's progress-bar switches, so a user's own setting survives."""
-    # Imported here, not at the top: `import tokenizer` stays light until a model is loaded or saved.
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-    from transformers.utils import logging as hf_logging
-
-    bars_were_on, hub_was_off = hf_logging.is_progress_bar_enabled(), are_progress_bars_disabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
-        (disable_progress_bars if hub_was_off else enable_progress_bars)()
 
 
 def untrained_model(config, seed: int | None = 0) -> torch.nn.Module:

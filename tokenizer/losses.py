@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from .utils.errors import ConfigError
 from .modules.spectral import mel_filters, stft_magnitude
 
 

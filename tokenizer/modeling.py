@@ -20,7 +20,7 @@ import torch
 from transformers import PreTrainedModel
 
 from .configuration import CodecConfig
-from .modules.masking import zero_past_lengths
+from .utils.masking import zero_past_lengths
 from .quantizers.base import validate_num_quantizers
 
 

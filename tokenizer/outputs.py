@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .modules.masking import length_mask
+from .utils.masking import length_mask
 from .model_outputs import CodecModelOutput  # noqa: F401  (its old home; the type lives beside the model contract)
 
 

@@ -17,7 +17,7 @@ import importlib
 import logging
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .utils.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

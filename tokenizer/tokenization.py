@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from .audio import AudioInput, pad_batch, prepare_audio
-from .errors import CodecError, ConfigError
+from .utils.errors import CodecError, ConfigError
 from .loading import load_model, quiet_progress_bars, untrained_model
 from .modeling import CodecModel
-from .modules.masking import zero_past_lengths
+from .utils.masking import zero_past_lengths
 from .outputs import CodecDecoding, CodecEncoding
 from .registry import get_codec_spec
 

@@ -1,7 +1,7 @@
 """The contract every corpus reader follows, and the small file helpers they share.
 
 A corpus never decodes audio while listing it (listing LibriTTS's ~375k files must stay fast):
-an unreadable audio file is yielded like any other and surfaces as `tokenizer.errors.AudioError`
+an unreadable audio file is yielded like any other and surfaces as `tokenizer.AudioError`
 when `tokenizer.audio.load_audio` reads it.
 """
 

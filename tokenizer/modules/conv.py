@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from .masking import zero_past_lengths
+from ..utils.masking import zero_past_lengths
 
 
 def conv_output_lengths(lengths: torch.Tensor, stride: int) -> torch.Tensor:

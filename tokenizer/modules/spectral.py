@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformers.audio_utils import mel_filter_bank
 
-from .masking import length_mask
+from ..utils.masking import length_mask
 
 
 def stft_same(audio: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masking import length_mask
+from ..utils.masking import length_mask
 
 Window = tuple[int, int]
 

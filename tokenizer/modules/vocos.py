@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masking import length_mask, zero_past_lengths
+from ..utils.masking import length_mask, zero_past_lengths
 
 
 class AdaLayerNorm(nn.Module):

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..utils.errors import ConfigError
 
 
 def validate_num_quantizers(k, supported: Sequence[int], default: int, what: str = "", reason: str = "") -> int:

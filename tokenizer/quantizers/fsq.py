@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..errors import ConfigError
+from ..utils.errors import ConfigError
 from .base import Quantizer, QuantizerOutput
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..utils.errors import ConfigError
 from .base import Quantizer, QuantizerOutput
 from .vq import EMACodebook
 

@@ -7,7 +7,7 @@ import math
 from typing import ClassVar
 
 from ...configuration import CodecConfig
-from ...errors import ConfigError
+from ...utils.errors import ConfigError
 
 
 class LanguageCodecConfig(CodecConfig):

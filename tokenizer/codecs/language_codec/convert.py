@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 from ...checkpoints import copy_weight_norm, load_state_dict, save_converted
-from ...cli import run_cli
-from ...errors import CodecError
+from ...utils.cli import run_cli
+from ...utils.errors import CodecError
 from .configuration_language_codec import LanguageCodecConfig
 from .modeling_language_codec import LanguageCodecModel
 

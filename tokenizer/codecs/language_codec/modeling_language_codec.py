@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from ...errors import ConfigError
+from ...utils.errors import ConfigError
 from ...modeling import CodecModel
 from ...model_outputs import CodecModelOutput
-from ...modules.masking import length_mask
+from ...utils.masking import length_mask
 from ...modules.istft import ISTFTHead
 from ...modules.seanet import SEANetEncoder
 from ...modules.vocos import VocosBackbone

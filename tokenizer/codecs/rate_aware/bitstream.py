@@ -27,7 +27,7 @@ import zlib
 import constriction
 import numpy as np
 
-from ...errors import CodecError
+from ...utils.errors import CodecError
 
 MAGIC = b"RALC"
 FORMAT_VERSION = 1

@@ -9,7 +9,7 @@ import math
 from typing import ClassVar
 
 from ...configuration import CodecConfig, derived_field
-from ...errors import ConfigError
+from ...utils.errors import ConfigError
 
 PAPER_LAMBDAS = (0.25, 0.8, 2.0, 5.5, 9.0, 18.0)
 

@@ -36,7 +36,7 @@ import torch
 from ...model_outputs import CodecModelOutput
 from ...modeling import CodecModel
 from ...modules.conv import conv_output_lengths
-from ...modules.masking import zero_past_lengths
+from ...utils.masking import zero_past_lengths
 from .configuration_rate_aware import RateAwareConfig
 from .context_model import ChannelwiseEntropyModel, LatentContext
 from .entropy import FactorizedPrior, ScaleTable, gaussian_likelihood, quantize_pmf, ste_round, table_bits

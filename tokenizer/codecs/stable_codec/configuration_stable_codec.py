@@ -7,7 +7,7 @@ import math
 from typing import ClassVar
 
 from ...configuration import CodecConfig, derived_field
-from ...errors import ConfigError
+from ...utils.errors import ConfigError
 from ...quantizers.fsq import check_quantization, effective_levels, stage_scales
 
 # The official release's post-hoc presets: name -> (levels per stage, stages).

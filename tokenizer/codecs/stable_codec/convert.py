@@ -39,8 +39,8 @@ from pathlib import Path
 import torch
 
 from ...checkpoints import copy_weight_norm, load_state_dict, save_converted
-from ...cli import run_cli
-from ...errors import CodecError
+from ...utils.cli import run_cli
+from ...utils.errors import CodecError
 from .configuration_stable_codec import QUANTIZATION_PRESETS, StableCodecConfig
 from .modeling_stable_codec import StableCodecModel
 

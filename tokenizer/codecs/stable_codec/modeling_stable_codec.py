@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import ConfigError
+from ...utils.errors import ConfigError
 from ...modeling import CodecModel
 from ...model_outputs import CodecModelOutput
 from ...modules.conv import PaddedConv1d, PaddedConvTranspose1d
-from ...modules.masking import length_mask, zero_past_lengths
+from ...utils.masking import length_mask, zero_past_lengths
 from ...modules.transformer import Transformer
 from ...quantizers.fsq import FiniteScalarQuantizer
 from .configuration_stable_codec import StableCodecConfig

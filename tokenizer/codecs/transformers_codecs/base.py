@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from ...configuration import RateProperties
-from ...errors import CodecError, ConfigError
+from ...utils.errors import CodecError, ConfigError
 from ...loading import quiet_progress_bars, transformers_codec_source
 from ...modeling import state_dict_digest
-from ...modules.masking import zero_past_lengths
+from ...utils.masking import zero_past_lengths
 from ...quantizers.base import validate_num_quantizers
 from ...registry import TransformersCodecSpec, transformers_codec_spec
 from ...tokenization import CodecTokenizer

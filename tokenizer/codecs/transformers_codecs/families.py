@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ...audio import resample
-from ...errors import ConfigError
+from ...utils.errors import ConfigError
 from .base import TransformersCodecModel
 
 
