@@ -88,13 +88,54 @@ def _error_rate(reference, hypothesis, normalize: bool, language: str, chars: bo
 
 
 class ASRBackend(ABC):
-    """Speech recognizer: `transcribe(audio (T,), sampling_rate) -> str`; `name` identifies the protocol."""
+    """Speech recognizer: `transcribe(audio (T,), sampling_rate) -> str`; `name` identifies the protocol,
+    `protocol()` pins it (settings, package versions and the weight files whose digests evaluate-tts records)."""
 
     name: str
 
     @abstractmethod
     def transcribe(self, audio: np.ndarray, sampling_rate: int) -> str:
         ...
+
+    def protocol(self) -> dict:
+        """{"name", settings..., "packages": {name: version}, "weights": [files]} (only `name` when unknown)."""
+        return {"name": self.name}
+
+
+def package_versions(*names: str) -> dict[str, str | None]:
+    """Installed versions of the named distributions (None when not installed)."""
+    from importlib import metadata
+
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def hf_protocol(name: str, name_or_path, model, *packages: str) -> dict:
+    """`protocol()` of a transformers backend: its hub revision (commit) when loaded from the hub, the weight
+    files when loaded from a local directory."""
+    local = Path(str(name_or_path)).expanduser()
+    weights = sorted(str(p) for p in local.glob("*") if p.suffix in (".safetensors", ".bin")) if local.is_dir() else []
+    return {"name": name, "revision": getattr(model.config, "_commit_hash", None),
+            "packages": package_versions("transformers", *packages), "weights": weights}
+
+
+# probe sentences for the normaliser's digest: numbers, currency, ordinals, times, abbreviations, apostrophes
+NORMALISER_PROBE = ("Dr. Smith paid $25.50 on May 3rd, 1999 at 7:30 p.m.", "Don't re-read 'quoted' words -- OK?",
+                    "Mr. O'Neil's 2nd try: 100% of 12,000 -- naïve CAFÉ.", "St. John's, 4 ft. 6 in., 1st/2nd.")
+
+
+def normaliser_digest(language: str = "en") -> str:
+    """sha256 (16 hex digits) of what `normalize_transcript` makes of `NORMALISER_PROBE` in `language`: the
+    normaliser's version as behaviour, so a WER computed under another normaliser is not taken for this one's."""
+    import hashlib
+
+    text = "\n".join(normalize_transcript(t, language) for t in NORMALISER_PROBE)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @contextlib.contextmanager
@@ -128,8 +169,13 @@ class WhisperASR(ASRBackend):
         with _offline_hub():
             self.model = fw.WhisperModel(str(model_dir), device="cpu", compute_type=compute_type,
                                          cpu_threads=cpu_threads, local_files_only=True)
-        self.beam_size, self.language = beam_size, language
+        self.beam_size, self.language, self.compute_type, self.model_dir = beam_size, language, compute_type, model_dir
         self.name = "whisper-tiny.en/faster-whisper" if default else f"whisper/faster-whisper:{model_dir}"
+
+    def protocol(self) -> dict:
+        return {"name": self.name, "beam_size": self.beam_size, "compute_type": self.compute_type,
+                "language": self.language, "packages": package_versions("faster-whisper", "ctranslate2"),
+                "weights": [str(self.model_dir / "model.bin")]}
 
     def transcribe(self, audio: np.ndarray, sampling_rate: int) -> str:
         x = resample(np.asarray(audio, dtype=np.float32), sampling_rate, ASR_SR)
@@ -148,6 +194,10 @@ class HubertCTCASR(ASRBackend):
         self.model = model.eval().to(device)
         self.device = device
         self.name = f"hubert-ctc:{name_or_path}"
+        self._protocol = hf_protocol(self.name, name_or_path, model)
+
+    def protocol(self) -> dict:
+        return {**self._protocol, "decoding": "greedy CTC"}
 
     def transcribe(self, audio: np.ndarray, sampling_rate: int) -> str:
         import torch

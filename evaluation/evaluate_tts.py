@@ -21,10 +21,13 @@ Synthesis record (`<generated>/<id>.wav.json`, written by `synthesize` beside ev
 
     {"format_version": 1, "id": "1089_134686_000001", "mode": "continuation", "sampling_rate": 16000,
      "num_samples": 131200, "prompt_samples": 48000, "prompt_seconds": 3.0, "prompt_input_samples": 48000,
-     "prompt_input_seconds": 3.0, "prompt_audio": "/data/LibriTTS/.../1089_134686_000001.wav"}
+     "prompt_input_seconds": 3.0, "prompt_audio": "/data/LibriTTS/.../1089_134686_000001.wav",
+     "text": "He hoped ...", "prompt_text": null, "model": {"path": "/runs/valle/final", "digest": "9f2c..."},
+     "audio_sha256": "41d0..."}
 
-(evaluate-tts reads `mode`, `sampling_rate`, `prompt_samples` and `prompt_input_samples`; the rest is for
-the reader.)
+(evaluate-tts reads `mode`, `sampling_rate`, `prompt_samples`, `prompt_input_samples`, the model digest and
+`audio_sha256`, the sha256 of the WAV's bytes: a record whose digest is not its WAV's is not that WAV's record
+and the clip is reported as `skipped`; the rest is for the reader.)
 
 - `mode`: `continuation` (the output is the prompt's codec resynthesis, `prompt_samples` long = the prompt's
   frames / frame rate, followed by the generated rest; the model was given the first `prompt_input_samples`
@@ -48,6 +51,14 @@ Metrics (`--metrics`, default `wer spk_sim dnsmos`): `wer` (also gives `cer` and
 scores saw). With `--asr-reference`, the ground-truth audio is transcribed too (`wer_reference`), the floor
 the ASR itself sets.
 
+Provenance: every row records the sha256 of the WAV scored (`audio_sha256`), the TTS export that made it
+(`model`, from the record) and `provenance`, a digest of the WAV, its record, the reference text, the
+ground-truth and prompt files and the protocol; a re-run recomputes exactly the rows whose provenance changed.
+summary.json records the protocol (`protocol`: each backend's name, settings, package versions and weight
+files with their sha256; the normaliser as a digest of its output on probe sentences; the thresholds) and the
+exports that made the clips (`models`; more than one is reported as mixed systems). A generated part shorter
+than `MIN_SCORED_SECONDS` or silent gets NaN speaker similarity and quality scores, with a note.
+
 Writes `per_utterance.csv` (resumable), `summary.json` (corpus WER/CER = errors summed over all
 utterances, means / std of the rest), `results.md`, `histograms.png` and `spectrograms/<id>.png`.
 """
@@ -55,8 +66,11 @@ utterances, means / std of the rest), `results.md`, `histograms.png` and `spectr
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -69,7 +83,7 @@ from tqdm.auto import tqdm
 from tokenizer.audio import load_mono, resample
 from tokenizer.cli import run_cli
 from tokenizer.errors import AudioError, CodecError
-from .asr import ASRBackend, cer, get_asr, wer
+from .asr import ASRBackend, cer, get_asr, normaliser_digest, package_versions, wer
 from .metrics import UTMOSPredictor, dnsmos
 from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdown_table, plot_histograms,
                      plot_spectrograms, safe_name, write_json)
@@ -82,11 +96,44 @@ DNSMOS_COLUMNS = ["dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"]
 STATS_COLUMNS = ["wer", "cer", "wer_reference", "spk_sim_prompt", "spk_sim_reference", *DNSMOS_COLUMNS, "utmos"]
 STATS_LABELS = {"wer": "WER (mean utt.) ↓", "cer": "CER (mean utt.) ↓", "wer_reference": "WER of ground truth ↓",
                 "spk_sim_prompt": "Sim. to prompt ↑", "spk_sim_reference": "Sim. to ground truth ↑"}
-TEXT_COLUMNS = ["text", "mode", "hypothesis", "reference_hypothesis", "wer_backend", "spk_backend", "note"]
+TEXT_COLUMNS = ["text", "mode", "hypothesis", "reference_hypothesis", "wer_backend", "spk_backend", "note",
+                "audio_sha256", "model", "provenance"]
+# provenance of a row: which audio, record, text and reference files were scored with which protocol
+PROVENANCE_COLUMNS = ["audio_sha256", "model", "provenance"]
 # columns an utterance may lack (no prompt / ground truth given, no synthesis record): a row without them is done
 OPTIONAL_COLUMNS = ("spk_sim_prompt", "spk_sim_reference", "reference_hypothesis", "wer_reference", "prompt_s")
 MODES = ("cross-sentence", "continuation")
 NO_RECORD = "unknown (whole file)"
+# below this much generated audio (or below SILENCE_PEAK), speaker similarity and quality are undefined (NaN,
+# with a note): a speaker encoder or a MOS predictor returns a plausible number for 1 ms or digital silence
+MIN_SCORED_SECONDS = 0.3
+SILENCE_PEAK = 1e-4  # -80 dBFS
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def file_digest(path: str | Path | None) -> str | None:
+    """sha256 (16 hex digits) of a file's bytes (cached per size and modification time); None when `path` is
+    None or not a readable file."""
+    if path is None:
+        return None
+    try:
+        st = Path(path).stat()
+        return _file_digest(str(path), st.st_size, st.st_mtime_ns) if Path(path).is_file() else None
+    except OSError:
+        return None
+
+
+def json_digest(value: Any) -> str:
+    """sha256 (16 hex digits) of `value` as canonical JSON."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -109,6 +156,8 @@ class SynthesisRecord:
     sampling_rate: int
     prompt_samples: int
     prompt_input_samples: int
+    model_digest: str | None = None  # the TTS export that made the WAV (records before it: None)
+    audio_sha256: str | None = None  # the WAV's bytes when the record was written (records before it: None)
 
     @property
     def prompt_input_seconds(self) -> float:
@@ -122,14 +171,17 @@ class SynthesisRecord:
 
 def read_synthesis_record(wav: Path) -> SynthesisRecord | None:
     """The record `<wav>.json` that `synthesize` wrote beside `wav`; None when there is none; CodecError
-    naming the file when it is malformed."""
+    naming the file when it is malformed or describes other audio (its `audio_sha256` is not `wav`'s)."""
     path = wav.with_name(wav.name + ".json")
     if not path.is_file():
         return None
     try:
         row = json.loads(path.read_text(encoding="utf-8"))
+        model = row.get("model")
         record = SynthesisRecord(str(row["mode"]), int(row["sampling_rate"]), int(row["prompt_samples"]),
-                                 int(row["prompt_input_samples"]))
+                                 int(row["prompt_input_samples"]),
+                                 str(model["digest"]) if isinstance(model, dict) and model.get("digest") else None,
+                                 str(row["audio_sha256"]) if row.get("audio_sha256") else None)
     except (ValueError, KeyError, TypeError) as exc:  # not JSON / not UTF-8, a field missing or not a number
         raise CodecError(f"synthesis record {path} is malformed ({type(exc).__name__}: {exc}); expected what "
                          f"`synthesize` writes") from None
@@ -139,6 +191,9 @@ def read_synthesis_record(wav: Path) -> SynthesisRecord | None:
                          f"prompt_samples {record.prompt_samples}, prompt_input_samples "
                          f"{record.prompt_input_samples}: expected a mode of {MODES}, a positive rate and "
                          f"non-negative counts")
+    if record.audio_sha256 and record.audio_sha256 != file_digest(wav):
+        raise CodecError(f"synthesis record {path} describes other audio (sha256 {record.audio_sha256}, {wav.name} "
+                         f"is {file_digest(wav)}): the WAV was replaced after synthesis; not scored as its output")
     return record
 
 
@@ -218,9 +273,31 @@ class Scorers:
                    utmos=UTMOSPredictor(args.utmos_weights) if "utmos" in metrics else None,
                    language=args.language, asr_reference=args.asr_reference)
 
+    def protocol(self) -> dict[str, Any]:
+        """What the numbers of a run depend on besides its inputs (summary.json "protocol"): per backend its
+        name, settings, package versions and the sha256 of its weight files; the transcript normaliser (as a
+        digest of its output, `evaluation.asr.normaliser_digest`); the language; the scoring thresholds."""
+        def pinned(backend) -> dict[str, Any] | None:
+            if backend is None:
+                return None
+            info = dict(backend.protocol())
+            weights = info.pop("weights", None)
+            if weights is not None:
+                info["weights"] = {str(w): file_digest(w) for w in weights}
+            return info
+
+        return {"asr": pinned(self.asr), "asr_reference": self.asr_reference and self.asr is not None,
+                "speaker": pinned(self.speaker),
+                "dnsmos": {"packages": package_versions("speechmos", "onnxruntime")} if self.dnsmos else None,
+                "utmos": ({"weights": {str(self.utmos.path): file_digest(self.utmos.path)}}
+                          if self.utmos else None),
+                "language": self.language,
+                "normaliser": {"digest": normaliser_digest(self.language)} if self.asr else None,
+                "min_scored_seconds": MIN_SCORED_SECONDS, "silence_peak": SILENCE_PEAK}
+
     def columns(self) -> list[str]:
         """Per-utterance CSV columns, in order."""
-        columns = ["text", "duration_s", "mode", "prompt_s", "scored_s"]
+        columns = ["text", "duration_s", "mode", "prompt_s", "scored_s", *PROVENANCE_COLUMNS]
         if self.asr:
             columns += ["hypothesis", "wer", "cer", "wer_backend"]
             columns += ["reference_hypothesis", "wer_reference"] if self.asr_reference else []
@@ -254,7 +331,14 @@ class Scorers:
                                                                                language=self.language))
                 except AudioError as exc:
                     notes.append(f"ground truth not transcribed: {exc}")
-        if self.speaker:
+        unscorable = too_short_or_silent(generated, sr)
+        if unscorable and (self.speaker or self.dnsmos or self.utmos):
+            notes.append(f"generated audio {unscorable}: no speaker similarity or quality score")
+            row.update({c: math.nan for c in self.columns() if c in ("spk_sim_prompt", "spk_sim_reference",
+                                                                     "utmos", *DNSMOS_COLUMNS)})
+            if self.speaker:
+                row["spk_backend"] = self.speaker.name
+        elif self.speaker:
             row["spk_backend"] = self.speaker.name
             for key, path, rate, span in speaker_references(item, record):
                 what = key.split("_")[-1]
@@ -269,13 +353,27 @@ class Scorers:
                 if other[span].size == 0:
                     notes.append(f"{what} audio has nothing after the {record.prompt_input_seconds:.2f} s prompt")
                     continue
+                if too_short_or_silent(other[span], other_sr):
+                    notes.append(f"{what} audio {too_short_or_silent(other[span], other_sr)}: no similarity")
+                    row[key] = math.nan
+                    continue
                 row[key] = self.speaker.similarity(generated, other[span], sr, other_sr)
-        if self.dnsmos:
+        if self.dnsmos and not unscorable:
             row.update(dnsmos(generated, sr))
-        if self.utmos:
+        if self.utmos and not unscorable:
             row["utmos"] = self.utmos(generated, sr)
         row["note"] = "; ".join(notes) or None
         return row
+
+
+def too_short_or_silent(audio: np.ndarray, sr: int) -> str | None:
+    """Why `audio` (T,) at `sr` Hz is too little to score a voice or a quality on ("0.05 s long", "silent"),
+    or None when it can be scored (`MIN_SCORED_SECONDS`, `SILENCE_PEAK`)."""
+    if len(audio) < MIN_SCORED_SECONDS * sr:
+        return f"is {len(audio) / sr:.2f} s long (under {MIN_SCORED_SECONDS} s)"
+    if not np.abs(audio).max() >= SILENCE_PEAK:  # NaN samples count as silent too
+        return "is silent"
+    return None
 
 
 def speaker_references(item: ReferenceItem, record: SynthesisRecord | None) -> list[tuple[str, Path | None,
@@ -292,11 +390,12 @@ def speaker_references(item: ReferenceItem, record: SynthesisRecord | None) -> l
 
 
 def summarize(rows: list[dict], columns: list[str], args, scorers: Scorers, missing: list[str],
-              skipped: dict[str, str]) -> dict[str, Any]:
+              skipped: dict[str, str], protocol: dict[str, Any] | None = None) -> dict[str, Any]:
     """summary.json: means / std / count of every score column and, with ASR, corpus WER / CER (errors
-    summed over utterances)."""
+    summed over utterances); the protocol (`Scorers.protocol`) and the TTS exports that made the clips."""
     stats_columns = [c for c in STATS_COLUMNS if c in columns]
     modes = Counter(r.get("mode") or NO_RECORD for r in rows)
+    models = Counter(r.get("model") or "unknown (no record)" for r in rows)
     summary = {
         "generated": str(args.generated), "reference": str(args.reference), "language": scorers.language,
         "num_utterances": len(rows), "missing": missing, "skipped": skipped,
@@ -306,6 +405,8 @@ def summarize(rows: list[dict], columns: list[str], args, scorers: Scorers, miss
         "scored_seconds": sum(r["scored_s"] for r in rows),
         "backends": {"asr": scorers.asr.name if scorers.asr else None,
                      "speaker": scorers.speaker.name if scorers.speaker else None},
+        "protocol": protocol if protocol is not None else scorers.protocol(),
+        "models": dict(models),
         "stats_columns": stats_columns,
         "metrics": {c: describe(r.get(c) for r in rows) for c in stats_columns},
     }
@@ -325,7 +426,11 @@ def write_markdown(path: Path, summary: dict[str, Any]) -> str:
     lines = ["# TTS evaluation\n", f"Generated: `{summary['generated']}`; reference: `{summary['reference']}` "
              f"({n} utterances, {summary['seconds']:.1f} s, {len(summary['missing'])} missing, "
              f"{len(summary['skipped'])} unreadable). ASR: {summary['backends']['asr']}; speaker similarity: "
-             f"{summary['backends']['speaker']}; language: {summary['language']}.\n",
+             f"{summary['backends']['speaker']}; language: {summary['language']} (protocol with weight digests "
+             f"in summary.json).\n",
+             *([f"**Mixed systems**: these clips were made by {len(summary['models'])} different TTS exports "
+                f"({', '.join(f'{m}: {k}' for m, k in summary['models'].items())}).\n"]
+               if len(summary["models"]) > 1 else []),
              f"Mode: {summary['mode']}" + (f" ({modes})" if summary["mode"] == "mixed" else "") + "; prompt: "
              + (f"{fmt_stat(prompt, 2, total=n)} s" if prompt["n"] else "not recorded")
              + f"; speaker similarity and quality scored on {summary['scored_seconds']:.1f} s "
@@ -358,6 +463,23 @@ def plot_examples(out: Path, items: list[ReferenceItem], generated: Path) -> Non
                            for name, (a, s) in signals], 16000, out / "spectrograms" / f"{safe_name(it.id)}.png")
 
 
+def item_provenance(item: ReferenceItem, generated: Path, protocol: dict[str, Any]) -> str:
+    """Digest of everything a row of `item` is computed from: the generated WAV's bytes and its synthesis
+    record, the reference text, the ground-truth and prompt files (bytes), and the protocol. A saved row with
+    another provenance is recomputed (`per_utterance.csv` column `provenance`)."""
+    wav = generated / f"{item.id}.wav"
+    return json_digest({"audio": file_digest(wav), "record": file_digest(wav.with_name(wav.name + ".json")),
+                        "text": item.text, "reference_audio": file_digest(item.reference_audio),
+                        "prompt_audio": file_digest(item.prompt_audio), "protocol": json_digest(protocol)})
+
+
+def replace_row(store: ResultStore, row: dict[str, Any]) -> None:
+    """Store `row` as the whole row of its id: a recomputed row keeps nothing of the row it replaces (which was
+    computed from other inputs), not even a column this computation leaves empty."""
+    store._rows.pop((str(row["id"]),), None)  # ResultStore.add would merge the old row's values in
+    store.add(row)
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_cli("evaluate-tts", _main, argv)
 
@@ -376,12 +498,16 @@ def _main(argv: list[str] | None) -> int:
         raise CodecError(f"none of the {len(items)} manifest ids has a <id>.wav in {args.generated}")
     scorers = Scorers.from_args(args)
     columns = scorers.columns()
+    protocol = scorers.protocol()
     (args.out / "spectrograms").mkdir(parents=True, exist_ok=True)
     store = ResultStore(args.out / "per_utterance.csv", columns + ["note"], key=("id",), text_columns=TEXT_COLUMNS)
-    required = [c for c in columns if c not in OPTIONAL_COLUMNS]
+    required = [c for c in columns if c not in OPTIONAL_COLUMNS and c != "model"]
 
+    # A saved row is this run's only when it was computed from the same bytes with the same protocol.
+    provenance = {it.id: item_provenance(it, args.generated, protocol) for it in present}
     skipped: dict[str, str] = {}
-    todo = [it for it in present if not store.done((it.id,), required)]
+    todo = [it for it in present if not store.done((it.id,), required)
+            or store.get((it.id,)).get("provenance") != provenance[it.id]]
     for it in tqdm(todo, desc="evaluate-tts", unit="utt"):
         wav = args.generated / f"{it.id}.wav"
         try:
@@ -394,11 +520,17 @@ def _main(argv: list[str] | None) -> int:
             skipped[it.id] = str(exc)
             logger.warning("skipping %s: %s", it.id, exc)
             continue
-        store.add(scorers.score(it, audio, sr, record))
+        row = {**scorers.score(it, audio, sr, record), "audio_sha256": file_digest(wav),
+               "model": record.model_digest if record else None, "provenance": provenance[it.id]}
+        replace_row(store, {c: row.get(c) for c in store.columns})
 
     scored = [it for it in present if it.id not in skipped]
     rows = [r for r in (store.get((it.id,)) for it in scored) if r is not None]
-    summary = summarize(rows, columns, args, scorers, missing, skipped)
+    models = {r.get("model") for r in rows}
+    if len(models) > 1:
+        logger.warning("the clips in %s were made by %d different TTS exports (%s): the scores mix systems",
+                       args.generated, len(models), ", ".join(sorted(m or "unknown" for m in models)))
+    summary = summarize(rows, columns, args, scorers, missing, skipped, protocol)
     write_json(args.out / "summary.json", summary)
     table = write_markdown(args.out / "results.md", summary)
     plot_histograms({c: [r.get(c) for r in rows] for c in summary["stats_columns"][:4] or ["duration_s"]},

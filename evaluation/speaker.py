@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from abc import ABC, abstractmethod
 
 import numpy as np
 
 from tokenizer.audio import resample
 from tokenizer.errors import CodecError
+from .asr import hf_protocol, package_versions
 from .deps import load_hf, require
 
 SPEAKER_SR = 16000
@@ -35,6 +37,11 @@ class SpeakerEncoder(ABC):
     @abstractmethod
     def embed(self, audio: np.ndarray, sampling_rate: int) -> np.ndarray:
         ...
+
+    def protocol(self) -> dict:
+        """{"name", "packages", "weights": [files]} as `evaluation.asr.ASRBackend.protocol` (only `name` when
+        unknown)."""
+        return {"name": self.name}
 
     def similarity(self, a: np.ndarray, b: np.ndarray, sampling_rate: int, sampling_rate_b: int | None = None) -> float:
         """Cosine similarity in [-1, 1] of the embeddings of clips `a` and `b`."""
@@ -60,6 +67,11 @@ class ResemblyzerEncoder(SpeakerEncoder):
         self._resemblyzer = require("resemblyzer")
         self.encoder = self._resemblyzer.VoiceEncoder(device, verbose=False)
 
+    def protocol(self) -> dict:
+        weights = Path(self._resemblyzer.__file__).parent / "pretrained.pt"  # what VoiceEncoder loads
+        return {"name": self.name, "packages": package_versions("resemblyzer", "webrtcvad-wheels", "librosa"),
+                "weights": [str(weights)]}
+
     def embed(self, audio: np.ndarray, sampling_rate: int) -> np.ndarray:
         x = _at16k(audio, sampling_rate)
         wav = self._resemblyzer.preprocess_wav(x)  # already at its 16 kHz: volume + VAD trimming only
@@ -81,6 +93,10 @@ class WavLMXVectorEncoder(SpeakerEncoder):
         self.model = model.eval().to(device)
         self.device = device
         self.name = f"wavlm-xvector:{name_or_path}"
+        self._protocol = hf_protocol(self.name, name_or_path, model)
+
+    def protocol(self) -> dict:
+        return self._protocol
 
     def embed(self, audio: np.ndarray, sampling_rate: int) -> np.ndarray:
         import torch

@@ -515,18 +515,23 @@ def test_evaluate_tts_cli(tmp_path, capsys):
     speak(gen / "wrong.wav", "Thank you very much for your help.")
     speak(ref / "good.wav", "Please call me at seven o'clock.", voice="en-us+f3")
     speak(ref / "prompt.wav", "The sun is shining and the sky is blue.")
+    import soundfile as sf
+
+    sf.write(gen / "silent.wav", np.zeros(SR, np.float32), SR)  # a collapsed model (F12: resemblyzer crashed)
     lines = [
         {"id": "good", "text": "Please call me at 7 o'clock.", "reference_audio": "ref/good.wav",
          "prompt_audio": "ref/prompt.wav"},
         {"id": "wrong", "text": "Green ideas sleep furiously tonight.", "prompt_audio": str(ref / "prompt.wav")},
         {"id": "absent", "text": "No file for this one."},
+        {"id": "silent", "text": "Nothing.", "prompt_audio": "ref/prompt.wav"},
     ]
     (tmp_path / "manifest.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     out = tmp_path / "report"
     assert main(["--generated", str(gen), "--reference", str(tmp_path / "manifest.jsonl"), "--out", str(out)]) == 0
 
     rows = {r["id"]: r for r in _read_csv(out / "per_utterance.csv")}
-    assert set(rows) == {"good", "wrong"}
+    assert set(rows) == {"good", "wrong", "silent"}
+    assert rows["silent"]["spk_sim_prompt"] == rows["silent"]["dnsmos_ovrl"] == "nan" and "silent" in rows["silent"]["note"]
     good, wrong = rows["good"], rows["wrong"]
     assert float(good["wer"]) < 0.3 and float(wrong["wer"]) >= 0.8
     assert good["wer_backend"] == "whisper-tiny.en/faster-whisper" and good["spk_backend"] == "resemblyzer"
@@ -535,8 +540,18 @@ def test_evaluate_tts_cli(tmp_path, capsys):
     assert 1 < float(good["dnsmos_ovrl"]) < 5
     summary = json.loads((out / "summary.json").read_text())
     assert summary["missing"] == ["absent"] and summary["backends"]["asr"] == good["wer_backend"]
-    assert summary["corpus"]["wer"] == pytest.approx(wer([lines[0]["text"], lines[1]["text"]],
-                                                         [good["hypothesis"], wrong["hypothesis"]]))
+    assert summary["corpus"]["wer"] == pytest.approx(wer([lines[0]["text"], lines[1]["text"], lines[3]["text"]],
+                                                         [good["hypothesis"], wrong["hypothesis"],
+                                                          rows["silent"]["hypothesis"]]))
+    # F21: the protocol is pinned, not only named: settings, package versions and the weights' digests
+    protocol = summary["protocol"]
+    asr, speaker = protocol["asr"], protocol["speaker"]
+    assert asr["name"] == good["wer_backend"] and asr["beam_size"] == 5 and asr["compute_type"] == "int8"
+    (whisper_bin, whisper_digest), = asr["weights"].items()
+    assert whisper_bin.endswith("model.bin") and len(whisper_digest) == 16 and asr["packages"]["faster-whisper"]
+    (encoder_file, encoder_digest), = speaker["weights"].items()
+    assert encoder_file.endswith("pretrained.pt") and len(encoder_digest) == 16 and speaker["packages"]["resemblyzer"]
+    assert len(protocol["normaliser"]["digest"]) == 16 and protocol["dnsmos"]["packages"]["speechmos"]
     assert "WER (corpus) ↓" in (out / "results.md").read_text()
     assert (out / "histograms.png").is_file() and (out / "spectrograms" / "good.png").is_file()
     capsys.readouterr()
@@ -663,3 +678,130 @@ def test_evaluate_tts_scores_only_the_generated_continuation(tmp_path, monkeypat
     assert row["spk_sim_prompt"] == "" and "no prompt audio" in row["note"]  # no fallback to reference_audio
     assert summary["mode"] == "unknown (whole file)" and summary["prompt_seconds"]["n"] == 0
     assert "Mode: unknown (whole file); prompt: not recorded" in (tmp_path / "old" / "results.md").read_text()
+
+
+def test_evaluate_tts_rows_are_recomputed_when_what_they_were_computed_from_changed(tmp_path, monkeypatch, capsys):
+    """F1 (tts-adversarial-3): a saved row is reused only when the generated WAV (bytes), its synthesis record,
+    the reference text, the ground-truth / prompt files and the protocol (backends, their settings and weights)
+    are those it was computed from; a recomputed row keeps nothing of the old one; the summary names the
+    TTS exports that made the clips (mixed systems are said)."""
+    import soundfile as sf
+
+    from evaluation import evaluate_tts
+    from evaluation.asr import ASRBackend
+    from evaluation.speaker import SpeakerEncoder
+
+    class LengthASR(ASRBackend):
+        """Says one word per half second, so another clip gives another transcript."""
+
+        def __init__(self, name):
+            self.name = name
+
+        def transcribe(self, audio, sampling_rate):
+            return " ".join(["one"] * max(1, round(len(audio) / sampling_rate * 2)))
+
+    class FlatEncoder(SpeakerEncoder):
+        name = "flat"
+
+        def embed(self, audio, sampling_rate):
+            return np.array([1.0, float(np.abs(audio).mean())])
+
+    backend = {"asr": LengthASR("fake-a")}
+    monkeypatch.setattr(evaluate_tts, "get_asr", lambda spec, language: backend["asr"])
+    monkeypatch.setattr(evaluate_tts, "get_speaker_encoder", lambda spec: FlatEncoder())
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    tone = lambda seconds, hz=200: 0.3 * np.sin(2 * np.pi * hz * np.arange(int(seconds * SR)) / SR)  # noqa: E731
+    sf.write(gen / "a.wav", tone(1.0), SR)
+    sf.write(gen / "b.wav", tone(1.0), SR)
+    sf.write(tmp_path / "truth.wav", tone(1.0, 300), SR)
+    manifest = tmp_path / "m.jsonl"
+
+    def evaluate(lines, *metrics):
+        manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
+        capsys.readouterr()
+        assert evaluate_tts.main(["--generated", str(gen), "--reference", str(manifest), "--out", str(tmp_path / "r"),
+                                  "--metrics", *(metrics or ("wer",)), "--num-examples", "0"]) == 0
+        computed = int(capsys.readouterr().out.split("(")[-1].split(" computed")[0])
+        rows = {r["id"]: r for r in _read_csv(tmp_path / "r" / "per_utterance.csv")}
+        return computed, rows, json.loads((tmp_path / "r" / "summary.json").read_text())
+
+    lines = [{"id": "a", "text": "one one"}, {"id": "b", "text": "one one"}]
+    computed, rows, _ = evaluate(lines)
+    assert computed == 2 and float(rows["a"]["wer"]) == 0 and float(rows["a"]["duration_s"]) == 1.0
+    assert evaluate(lines)[0] == 0  # nothing changed: nothing recomputed
+    sf.write(gen / "a.wav", tone(2.0), SR)  # re-synthesized by another model
+    computed, rows, _ = evaluate(lines)
+    assert computed == 1 and float(rows["a"]["duration_s"]) == 2.0 and float(rows["a"]["wer"]) == 1.0
+    computed, rows, _ = evaluate([{"id": "a", "text": "one one"}, {"id": "b", "text": "one"}])  # text changed
+    assert computed == 1 and rows["b"]["text"] == "one" and float(rows["b"]["wer"]) == 1.0
+    backend["asr"] = LengthASR("fake-b")  # another ASR: every row, and the summary, says so
+    computed, rows, summary = evaluate(lines)
+    assert computed == 2 and {r["wer_backend"] for r in rows.values()} == {"fake-b"}
+    assert summary["backends"]["asr"] == "fake-b" and summary["protocol"]["asr"] == {"name": "fake-b"}
+    assert summary["protocol"]["normaliser"]["digest"] and summary["models"] == {"unknown (no record)": 2}
+
+    # ground truth given, then taken away: the recomputed row does not keep the old similarity
+    with_truth = [{**x, "reference_audio": "truth.wav"} for x in lines]
+    computed, rows, _ = evaluate(with_truth, "wer", "spk_sim")
+    assert computed == 2 and rows["a"]["spk_sim_reference"] != ""
+    sf.write(tmp_path / "truth.wav", tone(1.0, 400), SR)  # the ground-truth file changed
+    assert evaluate(with_truth, "wer", "spk_sim")[0] == 2
+    computed, rows, _ = evaluate(lines, "wer", "spk_sim")
+    assert computed == 2 and rows["a"]["spk_sim_reference"] == "" and "no reference audio" in rows["a"]["note"]
+
+    # records from two exports: the summary and results.md say the scores mix systems
+    for name, digest in (("a", "model-one"), ("b", "model-two")):
+        record = {"mode": "cross-sentence", "sampling_rate": SR, "prompt_samples": 0, "prompt_input_samples": SR,
+                  "model": {"path": "x", "digest": digest}}
+        (gen / f"{name}.wav.json").write_text(json.dumps(record))
+    computed, rows, summary = evaluate(lines)
+    assert computed == 2 and rows["a"]["model"] == "model-one" and rows["a"]["audio_sha256"]
+    assert summary["models"] == {"model-one": 1, "model-two": 1}
+    assert "Mixed systems" in (tmp_path / "r" / "results.md").read_text()
+    # a record whose audio digest is not the WAV's (the WAV was replaced afterwards) is not taken as its record
+    record["audio_sha256"] = "0" * 16
+    (gen / "b.wav.json").write_text(json.dumps(record))
+    _, rows, summary = evaluate(lines)
+    assert "describes other audio" in summary["skipped"]["b"] and set(rows) >= {"a"}
+    assert summary["num_utterances"] == 1
+
+
+def test_evaluate_tts_too_short_or_silent_clips_have_no_speaker_or_quality_score(tmp_path, monkeypatch):
+    """F12: a clip under MIN_SCORED_SECONDS or digitally silent gets NaN speaker similarity and quality, with a
+    note, instead of a plausible number (or a crash in the speaker encoder); WER is still computed."""
+    import soundfile as sf
+
+    from evaluation import evaluate_tts
+    from evaluation.asr import ASRBackend
+    from evaluation.speaker import SpeakerEncoder
+
+    class EmptyASR(ASRBackend):
+        name = "empty"
+
+        def transcribe(self, audio, sampling_rate):
+            return ""
+
+    class FlatEncoder(SpeakerEncoder):
+        name = "flat"
+
+        def embed(self, audio, sampling_rate):
+            return np.array([1.0, 0.5])
+
+    monkeypatch.setattr(evaluate_tts, "get_asr", lambda spec, language: EmptyASR())
+    monkeypatch.setattr(evaluate_tts, "get_speaker_encoder", lambda spec: FlatEncoder())
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    sf.write(gen / "silent.wav", np.zeros(SR, np.float32), SR)
+    sf.write(gen / "short.wav", 0.3 * np.ones(10, np.float32), SR)
+    sf.write(tmp_path / "p.wav", 0.3 * np.sin(np.arange(SR) / 5).astype(np.float32), SR)
+    lines = [{"id": i, "text": "hello", "prompt_audio": "p.wav"} for i in ("silent", "short")]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert evaluate_tts.main(["--generated", str(gen), "--reference", str(tmp_path / "m.jsonl"), "--out",
+                              str(tmp_path / "r"), "--metrics", "wer", "spk_sim", "--num-examples", "0"]) == 0
+    rows = {r["id"]: r for r in _read_csv(tmp_path / "r" / "per_utterance.csv")}
+    assert rows["silent"]["spk_sim_prompt"] == "nan" and "is silent" in rows["silent"]["note"]
+    assert rows["short"]["spk_sim_prompt"] == "nan" and "0.00 s long" in rows["short"]["note"]
+    assert float(rows["silent"]["wer"]) == 1.0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["metrics"]["spk_sim_prompt"]["n"] == 0 and summary["metrics"]["wer"]["n"] == 2

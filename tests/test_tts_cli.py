@@ -267,7 +267,9 @@ def test_manifest_continuation_uses_the_reference_audio(run, tmp_path, capsys, m
     assert record == {"format_version": 1, "id": "c5", "mode": "continuation", "sampling_rate": 16000,
                       "num_samples": len(audio), "prompt_samples": prompt_frames * 320,
                       "prompt_seconds": prompt_frames / 50, "prompt_audio": str(wav(5).resolve()),
-                      "prompt_input_samples": prompt_frames * 320, "prompt_input_seconds": prompt_frames * 320 / 16000}
+                      "prompt_input_samples": prompt_frames * 320, "prompt_input_seconds": prompt_frames * 320 / 16000,
+                      "text": text(5), "prompt_text": None, "audio_sha256": record["audio_sha256"],
+                      "model": {"path": str(run["export"].resolve()), "digest": record["model"]["digest"]}}
     assert prompt_frames == 51
     from evaluation import evaluate_tts
     from evaluation.speaker import SpeakerEncoder
@@ -285,3 +287,32 @@ def test_manifest_continuation_uses_the_reference_audio(run, tmp_path, capsys, m
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "continuation" and summary["prompt_seconds"]["mean"] == 1.02
     assert summary["scored_seconds"] == (len(audio) - prompt_frames * 320) / 16000  # the generated part only
+
+
+def test_a_line_skipped_in_a_rerun_leaves_no_earlier_output(run, tmp_path, capsys):
+    """F3 (tts-adversarial-3): re-running into the same --out-dir, a line that is skipped now must not leave
+    the earlier run's `<id>.wav` (which evaluate-tts would score as this run's): synthesize's own outputs (with
+    a record) are removed, a WAV it did not write is left, with a warning. Every record names the export (path
+    and digest), the text said and the digest of the WAV's bytes."""
+    from evaluation.evaluate_tts import file_digest, read_synthesis_record
+    from tts.synthesis import export_digest
+
+    out = tmp_path / "gen"
+    line = {"text": text(3), "prompt_audio": str(wav(1)), "prompt_text": text(1)}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"id": i, **line}) + "\n" for i in ("a", "b")))
+    flags = ["--model", str(run["export"]), "--manifest", str(manifest), "--out-dir", str(out),
+             "--max-seconds-per-phoneme", "0.03"]
+    assert synth(capsys, *flags)[0] == 0
+    record = json.loads((out / "b.wav.json").read_text())
+    assert record["model"] == {"path": str(run["export"].resolve()), "digest": export_digest(run["export"])}
+    assert record["text"] == text(3) and record["audio_sha256"] == file_digest(out / "b.wav")
+    assert read_synthesis_record(out / "b.wav").model_digest == export_digest(run["export"])
+    sf.write(out / "c.wav", np.zeros(800), 16000)  # not written by synthesize
+    bad = {**line, "prompt_audio": str(tmp_path / "moved.wav")}
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in ({"id": "a", **line}, {"id": "b", **bad},
+                                                                {"id": "c", **bad})))
+    rc, stdout, err = synth(capsys, *flags)
+    assert rc == 0 and "1 sentences" in stdout and "2 lines skipped" in stdout
+    assert not (out / "b.wav").exists() and not (out / "b.wav.json").exists() and "removed" in err
+    assert (out / "c.wav").is_file() and "c.wav is not from this run" in err

@@ -207,6 +207,23 @@ def read_requests(path: Path, mode: str, out_dir: Path | None = None) -> tuple[l
     return requests, bad
 
 
+def remove_stale_outputs(out_dir: Path, ids: list) -> None:
+    """A line skipped in this run must not leave an earlier run's `<id>.wav` behind, which `evaluate-tts` would
+    score as this run's: remove the outputs of `ids` that `synthesize` wrote (those with a `<id>.wav.json`
+    record). A WAV without a record was not written by `synthesize` and is left alone, with a warning."""
+    for rid in ids:
+        if not isinstance(rid, str) or not rid or safe_output_id(rid):
+            continue
+        wav, record = out_dir / f"{rid}.wav", out_dir / f"{rid}.wav.json"
+        if record.is_file():
+            wav.unlink(missing_ok=True)
+            record.unlink()
+            print(f"synthesize: removed {wav} (an earlier run's output for a line skipped now)", file=sys.stderr)
+        elif wav.exists():
+            print(f"synthesize: warning: {wav} is not from this run (its line was skipped) and has no synthesis "
+                  f"record: left as it is", file=sys.stderr)
+
+
 def _synthesize(argv) -> int:
     args = synth_parser().parse_args(argv)
     single = args.manifest is None
@@ -242,6 +259,7 @@ def _synthesize(argv) -> int:
             bad.append({"line": n, "id": req.id, "reason": str(exc)})
     for b in sorted(bad, key=lambda b: b["line"]):
         print(f"synthesize: {manifest}:{b['line']}: skipped ({b['id'] or 'no id'}): {b['reason']}", file=sys.stderr)
+    remove_stale_outputs(out_dir, [b["id"] for b in bad if b["id"] not in {req.id for _, req, _ in ready}])
     done, seconds = 0, 0.0
     for start in tqdm(range(0, len(ready), args.batch_size), desc="synthesize", disable=None):
         chunk = ready[start : start + args.batch_size]

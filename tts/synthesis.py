@@ -21,8 +21,10 @@ reads to score only the generated part (format in `evaluation/evaluate_tts.py`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -76,25 +78,57 @@ class SynthesisOutput:
     mode: str
     prompt_samples: int
     prompt_input_samples: int
+    model: dict | None = None  # {"path", "digest"} of the export that made it (`export_digest`)
 
-    def record(self, req: Request) -> dict:
-        """The JSON record `write_output` puts beside the WAV (what `evaluate-tts` needs to score it)."""
+    def record(self, req: Request, audio_sha256: str | None = None) -> dict:
+        """The JSON record `write_output` puts beside the WAV (what `evaluate-tts` needs to score it, and the
+        provenance it keys its rows on: the model export, the text said and the digest of the WAV's bytes)."""
         return {"format_version": RECORD_VERSION, "id": req.id, "mode": self.mode,
                 "sampling_rate": self.sampling_rate, "num_samples": len(self.audio),
                 "prompt_samples": self.prompt_samples, "prompt_seconds": self.prompt_samples / self.sampling_rate,
                 "prompt_audio": str(Path(req.prompt_audio).resolve()),
                 "prompt_input_samples": self.prompt_input_samples,
-                "prompt_input_seconds": self.prompt_input_samples / self.sampling_rate}
+                "prompt_input_seconds": self.prompt_input_samples / self.sampling_rate,
+                "text": req.text, "prompt_text": req.prompt_text, "model": self.model,
+                "audio_sha256": audio_sha256}
+
+
+def sha256_hex(data: bytes) -> str:
+    """sha256 of `data`, 16 hex digits (the length of the project's other digests)."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def export_digest(export_dir: str | Path) -> str:
+    """Digest (16 hex digits) of a TTS export's `config.json` and `model.safetensors` bytes: which model made
+    an output, recorded beside it and by `evaluate-tts`."""
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        with open(Path(export_dir) / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 def write_output(path: str | Path, output: SynthesisOutput, req: Request) -> Path:
-    """Write `output` to the WAV `path` and its record (`SynthesisOutput.record`) to `<path>.json`."""
+    """Write `output` to the WAV `path` and its record (`SynthesisOutput.record`, with the digest of the WAV's
+    bytes) to `<path>.json`. Both go through a temporary file and a rename, the record first removed, so a
+    killed run never leaves a WAV beside another output's record."""
+    import io
+
     import soundfile as sf
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, output.audio, output.sampling_rate)
-    path.with_name(path.name + ".json").write_text(json.dumps(output.record(req)) + "\n", encoding="utf-8")
+    buffer = io.BytesIO()
+    sf.write(buffer, output.audio, output.sampling_rate, format="WAV")
+    data = buffer.getvalue()
+    record_path = path.with_name(path.name + ".json")
+    record_path.unlink(missing_ok=True)
+    for target, payload in ((path, data), (record_path, (json.dumps(output.record(req, sha256_hex(data)))
+                                                         + "\n").encode("utf-8"))):
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp, target)
     return path
 
 
@@ -107,8 +141,9 @@ def load_codec_for(model, codec: str | None = None, where: str = "model"):
 class Synthesizer:
     """A TTS model, its codec and its text front-end."""
 
-    def __init__(self, model, codec, where: str = "model"):
+    def __init__(self, model, codec, where: str = "model", model_record: dict | None = None):
         self.model, self.codec, self.where = model, codec, where
+        self.model_record = model_record  # {"path", "digest"} of the export, recorded beside every output
         tokens = model.config.phoneme_tokens
         if not tokens:
             raise TTSError(f"{where} records no phoneme vocabulary")
@@ -118,7 +153,8 @@ class Synthesizer:
     @classmethod
     def from_pretrained(cls, export_dir: str | Path, codec: str | None = None, device: str = "cpu") -> "Synthesizer":
         model = load_model(export_dir).to(device)
-        return cls(model, load_codec_for(model, codec, str(export_dir)).to(device), str(export_dir))
+        record = {"path": str(Path(export_dir).resolve()), "digest": export_digest(export_dir)}
+        return cls(model, load_codec_for(model, codec, str(export_dir)).to(device), str(export_dir), record)
 
     @property
     def sampling_rate(self) -> int:
@@ -183,5 +219,6 @@ class Synthesizer:
                 audio = self.codec.batch_decode(full[None])[0]
             # The decoder gives the same number of samples per frame, so the prompt's frames end here exactly.
             prompt_samples = p.codes.shape[-1] * len(audio) // full.shape[-1] if continuation else 0
-            out.append(SynthesisOutput(audio, sr, req.mode, prompt_samples, p.prompt_input_samples))
+            out.append(SynthesisOutput(audio, sr, req.mode, prompt_samples, p.prompt_input_samples,
+                                       self.model_record))
         return out
