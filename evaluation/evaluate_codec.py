@@ -46,6 +46,7 @@ from tokenizer.auto import AutoCodecTokenizer
 from tokenizer.utils.cli import run_cli
 from tokenizer.utils.errors import CodecError
 from .baselines import align_to_reference, fit_length, parse_baseline
+from .collapse import is_collapsed
 from .metrics import DEFAULT_CODEC_METRICS, HIGHER_IS_BETTER, METRICS, UTMOSPredictor, compute_metrics, metric_columns
 from .rate import bd_metric, bd_overlap, bd_rate, codebook_stats
 from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdown_table, plot_rate_distortion,
@@ -56,8 +57,6 @@ logger = logging.getLogger(__name__)
 
 BASE_COLUMNS = ["family", "duration_s", "nominal_bitrate", "bits", "bitrate", "container_bitrate", "encode_s",
                 "decode_s", "rtf_encode", "rtf_decode", "delay_ms", "symbols_changed"]
-COLLAPSE_CHANGED = 0.01
-"""Below this mean share of code positions that differ from the codes of silence, a model has collapsed."""
 
 
 def load_utterances(data: str, root: str | None = None, subsets: str | None = None,
@@ -209,7 +208,7 @@ def summarize_system(system: SpeechCodec, rows: list[dict], columns: Sequence[st
            "metrics": {c: describe(r.get(c) for r in rows) for c in columns}}
     changed = [r["symbols_changed"] for r in rows if r.get("symbols_changed") is not None]
     out["symbols_changed"] = float(np.mean(changed)) if changed else None
-    out["collapsed"] = bool(changed) and out["symbols_changed"] < COLLAPSE_CHANGED
+    out["collapsed"] = is_collapsed(out["symbols_changed"])
     if isinstance(system, TokenizerCodec):
         files = [codes_dir / safe_name(system.name) / f"{safe_name(u)}.npy" for u in utt_ids]
         codes = [np.load(f) for f in files if f.is_file()]

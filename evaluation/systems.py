@@ -18,6 +18,8 @@ import numpy as np
 
 from tokenizer.utils.errors import CodecError
 
+from .collapse import symbols_changed
+
 
 @dataclass
 class RoundTrip:
@@ -141,7 +143,7 @@ class TokenizerCodec(SpeechCodec):
         (one extra encode, not timed)."""
         silent = self.tok(np.zeros_like(audio), sampling_rate=self.sampling_rate,
                           num_quantizers=self.num_quantizers)[0].numpy()
-        return float(np.mean(codes != silent)) if silent.shape == codes.shape else 1.0
+        return symbols_changed([(codes, silent)])
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "frame_rate": self.frame_rate, "tokens_per_second": self.tokens_per_second,

@@ -47,6 +47,7 @@ from safetensors import safe_open
 
 from data_prep.corpora import Utterance
 from evaluation import metrics
+from evaluation.collapse import collapse_reason, symbols_changed
 from tokenizer.auto import AutoCodecConfig, AutoCodecTokenizer
 from tokenizer.errors import ConfigError
 from tokenizer.registry import get_codec_spec
@@ -174,30 +175,6 @@ def optimizer_groups(model: nn.Module, entropy_lr_mult: float) -> list[dict]:
     return groups
 
 
-COLLAPSE_CHANGED = 0.01
-"""A model whose symbols for a clip differ from its symbols for silence in fewer than this share of the
-positions transmits (almost) nothing about the input."""
-COLLAPSE_D_RATIO = 0.98
-"""A reconstruction whose mel distance is above this fraction of the no-input reconstruction's is no better
-than a decoder that ignores its input."""
-
-
-def collapse_reason(scores: dict) -> str | None:
-    """Why held-out `scores` (from `evaluate`) show a collapsed model, or None. Collapsed: its symbols are
-    those of silent input (under COLLAPSE_CHANGED of them differ), or its reconstructions are no closer (mel
-    distance) than what it makes of silent input of the same length."""
-    reasons = []
-    changed = scores.get("symbols_changed")
-    if changed is not None and changed < COLLAPSE_CHANGED:
-        reasons.append(f"{100 * changed:.2f}% of its symbols differ from those of silent input (coded: y "
-                       f"{scores.get('bps_y_coded', 0):.1f} + z {scores.get('bps_z_coded', 0):.1f} bps, symbol "
-                       f"entropy {scores.get('code_entropy_bps', 0):.1f} bps)")
-    d, d0 = scores.get("mel_distance"), scores.get("mel_distance_no_input")
-    if d is not None and d0 is not None and np.isfinite(d) and np.isfinite(d0) and d >= COLLAPSE_D_RATIO * d0:
-        reasons.append(f"mel distance {d:.3f} against {d0:.3f} for silent input")
-    return "; ".join(reasons) or None
-
-
 def empirical_entropy_bits(symbols: list[torch.Tensor]) -> float:
     """Sum over channels of each channel's empirical entropy (bits per symbol) over every frame of every
     item; `symbols`: int tensors (C, F_i) with the same C."""
@@ -267,8 +244,8 @@ def evaluate(model: nn.Module, clips: list, sampling_rate: int, device):
             values["bps_z_coded"].append(float(bits["bits_z"].sum()) * per_second)
             values["bps_coded"].append(values["bps_y_coded"][-1] + values["bps_z_coded"][-1])
             silence = model.coded_bits(torch.zeros_like(x))
-            changed = sum(int((bits[p] != silence[p]).sum()) for p in ("y_symbols", "z_symbols"))
-            values["symbols_changed"].append(changed / sum(bits[p].numel() for p in ("y_symbols", "z_symbols")))
+            values["symbols_changed"].append(symbols_changed(
+                (bits[p].cpu().numpy(), silence[p].cpu().numpy()) for p in ("y_symbols", "z_symbols")))
             for part in ("y_symbols", "z_symbols"):
                 symbols[part].append(bits[part][0])
             seconds += x.shape[-1] / sampling_rate
