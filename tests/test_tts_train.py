@@ -212,3 +212,66 @@ def test_metrics_that_differ_between_processes_are_merged_key_by_key():
 
     merged = merge_process_metrics([{"loss": 1.0, "nar/top1_q2": 0.5}, {"loss": 3.0, "nar/top1_q5": 0.25}])
     assert merged == {"loss": 2.0, "nar/top1_q2": 0.5, "nar/top1_q5": 0.25}
+
+
+def test_a_run_folder_is_one_run(sample, tmp_path, capsys):
+    """F4, F5 (tts-adversarial-3): `--resume` with another codec's tokens, another preset, model or data is
+    refused in one line naming what differs (before any weights are loaded); a fresh run into a folder that
+    holds a run is refused; the same settings resume."""
+    from tokenizer.errors import ConfigError
+    from tts.cli import train_main
+
+    _, tokens = sample
+    run = tmp_path / "run"
+    train(quick_config(tokens, run, steps=4, stop_at=2, save_every=2))
+    identity = json.loads((run / "run.json").read_text())
+    assert identity["model"] == "valle" and identity["codec"]["tokens_digest"]
+    assert json.loads((run / "state" / "step-2" / "trainer.json").read_text())["run"] == identity
+    other_codec = tmp_path / "rand"
+    shutil.copytree(tokens, other_codec)
+    manifest = json.loads((other_codec / "manifest.json").read_text())
+    manifest["codec"].update(weights_digest="0" * 16, tokens_digest="1" * 16)  # same shapes, other weights
+    (other_codec / "manifest.json").write_text(json.dumps(manifest))
+    cases = [({"data": {"dirs": [str(other_codec)]}}, "codec tokens_digest was"),
+             ({"overrides": {**TINY_MODEL, "hidden_size": 64}}, "overrides was"),
+             ({"data": {"valid_utterances": 3}}, "validation split differs"),
+             ({"data": {"max_tokens": 1200, "dirs": [str(tokens)]}, "preset": "small"}, "preset was 'tiny', now 'small'")]
+    for change, needle in cases:
+        with pytest.raises(ConfigError, match=needle):
+            train(quick_config(tokens, run, steps=4, save_every=2, resume="latest", **change))
+    # through the CLI: one line, another model type on a VALL-E run included
+    flags = ["--data", str(tokens), "--out", str(run), "--steps", "4", "--log_with=none", "--data.max_tokens=1200",
+             "--data.valid_utterances=2", *[f"--overrides.{k}={v}" for k, v in TINY_MODEL.items()]]
+    capsys.readouterr()
+    assert train_main(["mobilespeech", *flags, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model was 'valle', now 'mobilespeech'" in err[0]
+    assert train_main(["valle", *flags]) == 2  # a fresh run into it
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a run" in err[0] and "--resume" in err[0]
+    result = train(quick_config(tokens, run, steps=4, save_every=2, resume="latest"))  # the same run: resumes
+    assert result.start_step == 2 and result.step == 4
+
+
+def test_final_export_is_atomic_and_repaired_on_resume(sample, tmp_path, capsys):
+    """F10: the export is written beside its folder and renamed into place; a final export cut short (a kill
+    during it) is made again by `--resume` from the last state; a truncated export is one line to load."""
+    from tts.cli import synth_main
+    from tts.registry import load_model
+
+    _, tokens = sample
+    run = tmp_path / "run"
+    train(quick_config(tokens, run, steps=2, save_every=2, eval_every=100))
+    final = run / "final" / "model.safetensors"
+    whole = final.read_bytes()
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []  # no partial export left
+    final.write_bytes(whole[: len(whole) // 2])  # killed while writing it
+    with pytest.raises(TTSError, match="cannot load TTS model"):
+        load_model(run / "final")
+    capsys.readouterr()
+    assert synth_main(["--model", str(run / "final"), "--text", "hi", "--prompt-audio", "x.wav", "--prompt-text",
+                       "hi", "--out", str(tmp_path / "o.wav")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    result = train(quick_config(tokens, run, steps=2, save_every=2, eval_every=100, resume="latest"))
+    assert result.start_step == result.step == 2 and final.read_bytes() == whole
+    assert load_model(run / "final") is not None

@@ -37,10 +37,12 @@ def load_model(export_dir: str | Path):
     module = get_model_module(str(model_type))
     if not (export_dir / "model.safetensors").is_file():
         raise TTSError(f"{export_dir} has no model.safetensors")
+    from safetensors import SafetensorError  # a file cut short by a kill (derives from Exception only)
+
     try:
         with quiet_progress_bars():
             model = module.MODEL_CLASS.from_pretrained(str(export_dir), dtype=torch.float32)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TTSError(f"cannot load TTS model {export_dir}: {first}") from None
     return model.eval()

@@ -23,8 +23,12 @@ weights digest, K, codebook size, rates) and the phoneme vocabulary, plus `phone
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,7 +44,8 @@ from accelerate.utils import gather_object
 from data_prep.text.vocab import PhonemeVocab
 from tokenizer.errors import ConfigError
 from tokenizer.loading import quiet_progress_bars
-from training.checkpointing import due, save_state
+from tokenizer.identity import IDENTITY_KEYS, tokens_mismatch
+from training.checkpointing import due, latest_state, resolve_resume, save_state
 from training.config import build, merge, parse_overrides
 from training.schedule import lr_scale
 from training.run import TrainResult as RunResult, begin_run, past_deadline
@@ -176,6 +181,87 @@ def init_model(cfg: TrainConfig, corpus: TTSCorpus):
     return model.train()
 
 
+RUN_FILE = "run.json"
+# what a run folder holds once a run has started in it (a fresh run there would mix with it)
+RUN_CONTENTS = ("state", "log.jsonl", "final", "export", "config.yaml", RUN_FILE)
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def run_identity(cfg: TrainConfig, corpus: TTSCorpus) -> dict:
+    """What makes a run folder one run: the model type, preset and overrides, the export it started from, the
+    codec record of its tokens, the phoneme vocabulary (digest) and the data (the folders as given, for the
+    reader, and a digest of the training and validation utterances' ids and lengths, which is what is
+    compared, so a corpus moved elsewhere is the same data). Saved in `<out>/run.json` and in every state."""
+    return {"model": cfg.model, "preset": cfg.preset, "overrides": dict(cfg.overrides), "init_from": cfg.init_from,
+            "codec": {k: corpus.codec.get(k) for k in (*IDENTITY_KEYS, "num_quantizers", "codebook_size")},
+            "vocabulary": _digest(list(corpus.vocab.tokens)),
+            "data": {"dirs": [str(Path(d).resolve()) for d in corpus.dirs],
+                     "utterances": _digest(sorted([u.id, u.num_frames] for u in (*corpus.train, *corpus.valid))),
+                     "valid": _digest(sorted(u.id for u in corpus.valid))}}
+
+
+def run_difference(saved: dict, now: dict) -> str | None:
+    """None when `now` continues the run `saved` (`run_identity`); else what differs, in words. The codec may
+    differ by its decoder only (`tokenizer.identity`: the same tokens)."""
+    for key in ("model", "preset", "overrides", "init_from", "vocabulary"):
+        if saved.get(key) != now.get(key):
+            return f"{key} was {saved.get(key)!r}, now {now.get(key)!r}"
+    a, b = saved.get("codec") or {}, now.get("codec") or {}
+    for key in (tokens_mismatch(a, b), "num_quantizers", "codebook_size"):
+        if key is not None and a.get(key) != b.get(key):
+            return f"codec {key} was {a.get(key)!r}, now {b.get(key)!r} (another codec's tokens)"
+    da, db = saved.get("data") or {}, now.get("data") or {}
+    for key in ("utterances", "valid"):
+        if da.get(key) != db.get(key):
+            what = "training data" if key == "utterances" else "validation split"
+            return f"the {what} differs (was {da.get('dirs')}, now {db.get('dirs')})"
+    return None
+
+
+def check_run_folder(cfg: TrainConfig, identity: dict) -> Path | None:
+    """Refuse (ConfigError, one line) a run that would mix with another in `cfg.out_dir`: a fresh run into a
+    folder that already holds one, or a `--resume` whose model, preset, codec, vocabulary or data differ from
+    those saved with the state (or in `<out>/run.json`). Returns the state to resume from (None: fresh)."""
+    out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a run folder")
+    if not cfg.resume:
+        found = [name for name in RUN_CONTENTS if (out / name).exists()]
+        if found:
+            how = ("continue it with --resume" if latest_state(out) is not None
+                   else "it saved no state to resume: remove the folder")
+            raise ConfigError(f"--out {out} already holds a run ({', '.join(found)}): {how}, or give another --out")
+        return None
+    state = resolve_resume(out, cfg.resume)
+    saved = json.loads((state / "trainer.json").read_text()).get("run")
+    if saved is None and (out / RUN_FILE).is_file():
+        saved = json.loads((out / RUN_FILE).read_text())
+    if saved is None:
+        logger.warning("%s records no run identity (written by an older version): resuming unchecked", state)
+        return state
+    diff = run_difference(saved, identity)
+    if diff:
+        raise ConfigError(f"--resume from {state}: not the same run: {diff}; start it in another --out")
+    return state
+
+
+def export_intact(directory: Path) -> bool:
+    """True when `directory` is a whole export: config.json parses and model.safetensors is complete (its
+    header and the data length it declares; a file cut short by a kill is not)."""
+    from safetensors import safe_open
+
+    try:
+        json.loads((directory / "config.json").read_text())
+        with safe_open(str(directory / "model.safetensors"), framework="pt") as f:
+            f.keys()
+        return True
+    except Exception:  # noqa: BLE001 - any failure to read means: not intact (SafetensorError has no base)
+        return False
+
+
 def resolve_precision(requested: str) -> str:
     if requested not in ("auto", "no", "bf16", "fp16"):
         raise ConfigError(f"mixed_precision={requested!r} not one of auto, no, bf16, fp16")
@@ -268,6 +354,9 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
                            rank=accelerator.process_index, world_size=accelerator.num_processes,
                            word_boundary_id=corpus.vocab.index[" "])
     valid = fixed_batches(corpus.valid, cfg.data.max_tokens, max_prompt, cfg.seed) if corpus.valid else []
+    identity = run_identity(cfg, corpus)
+    check_run_folder(cfg, identity)  # before the model is built and a state loaded into it
+    accelerator.wait_for_everyone()  # every process has looked before the main one writes into the folder
     if model is None:
         model = init_model(cfg, corpus) if cfg.init_from else build_model(cfg, corpus)
     model.set_train_stage(cfg.stage)
@@ -280,6 +369,8 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
     # ---- resume, config.yaml, trackers
     run = begin_run(accelerator, cfg, "tts")
     start, end, writer, nonfinite = run.start, run.end, run.writer, run.saved.get("nonfinite_steps", 0)
+    if main and not (out / RUN_FILE).is_file():
+        (out / RUN_FILE).write_text(json.dumps(identity, indent=1) + "\n")
 
     history, logs, t0 = [], {}, time.time()
     t_log, last_logged, tokens = t0, start, 0
@@ -369,7 +460,8 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
             if not _params_finite(accelerator.unwrap_model(model)):
                 raise TTSError(f"step {done}: the weights are not finite; no state written (the last good one is "
                                f"{state_dir}); lower optim.lr or use mixed_precision=no")
-            state_dir = save_state(accelerator, out, done, cfg.keep_states, extra={"nonfinite_steps": nonfinite})
+            state_dir = save_state(accelerator, out, done, cfg.keep_states,
+                                   extra={"nonfinite_steps": nonfinite, "run": identity})
         out_of_time = deadline is not None and done == end < cfg.steps
         if main and (done == cfg.steps or out_of_time or (cfg.export_every and done % cfg.export_every == 0)):
             export_dir = export(accelerator.unwrap_model(model),
@@ -377,6 +469,10 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
         if done >= end:
             break
     bar.close()
+    if main and start >= end == cfg.steps and not export_intact(out / "final"):
+        # the run ended (its last state saved) but its final export was cut short or removed: make it again
+        logger.warning("%s is missing or incomplete: exported again from the state of step %d", out / "final", end)
+        export_dir = export(accelerator.unwrap_model(model), out / "final")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(start_step=start, step=end, seconds=time.time() - t0, last_logs=logs, export_dir=export_dir,
@@ -388,9 +484,17 @@ def export(model, directory: Path) -> Path:
 
     if not _params_finite(model):
         raise TTSError(f"the weights are not finite: {directory} not written")
-    directory.mkdir(parents=True, exist_ok=True)
+    # Written beside it, then renamed into place: a kill leaves the old export or the new one, never half of one.
+    partial, old = directory.with_name(f".{directory.name}.partial"), directory.with_name(f".{directory.name}.old")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     with quiet_progress_bars():
-        model.save_pretrained(str(directory), safe_serialization=True)
+        model.save_pretrained(str(partial), safe_serialization=True)
     if model.config.phoneme_tokens:
-        PhonemeVocab(model.config.phoneme_tokens).save(directory)
+        PhonemeVocab(model.config.phoneme_tokens).save(partial)
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(partial, directory)
+    shutil.rmtree(old, ignore_errors=True)
     return directory
