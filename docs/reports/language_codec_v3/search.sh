@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The recipe search of issue 30: arms of the same config, same data and seed, each for MINUTES of training
 # on one core (OMP_NUM_THREADS=1), planned over the long run's 24000 steps so the learning rate is what the
-# long run would use. Held-out curves afterwards: python benchmarks/codec_curve.py runs/v3_search/*
+# long run would use. The ls3 arm needs runs/data/train16k_ls3: train16k plus two more symlinks (`<id>x2.flac`,
+# `<id>x3.flac`) of each LibriSpeech file. Held-out curves afterwards: python benchmarks/codec_curve.py runs/v3_search/*
 #   bash docs/reports/language_codec_v3/search.sh [MINUTES] [ARM ...]
 set -euo pipefail
 MINUTES=${1:-20}; shift || true
-ARMS=${*:-"recon_lr5e-4_b8 recon_lr1e-3_b8 recon_lr5e-4_b16 gan_lr5e-4_b8 warmv2_lr5e-4_b8"}
+ARMS=${*:-"recon_lr5e-4_b8 recon_lr1e-3_b8 recon_lr5e-4_b16 gan_lr5e-4_b8 warmv2_lr5e-4_b8 ls3_lr5e-4_b8"}
 CONFIG=configs/codec/language_codec_v3_16k.yaml
 COMMON="--max_minutes=$MINUTES --export_every=200 --eval_every=100000 --save_every=200"
 for arm in $ARMS; do
@@ -15,6 +16,8 @@ for arm in $ARMS; do
         recon_lr5e-4_b16) extra="--data.batch_size=16" ;;
         gan_lr5e-4_b8)    extra="--disc_start_step=0" ;;
         warmv2_lr5e-4_b8) extra="--model.init_from=tokenizer/pretrained/language_codec" ;;
+        # the same folder with every LibriSpeech file listed three times: read speech 27% -> 52% of the crops
+        ls3_lr5e-4_b8)    extra="--data.root=runs/data/train16k_ls3" ;;
         *) echo "unknown arm $arm" >&2; exit 2 ;;
     esac
     out=runs/v3_search/$arm
