@@ -214,8 +214,12 @@ def read_manifest(path: str | Path) -> list[ReferenceItem]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CodecError(f"{path}:{n}: not JSON ({exc})") from exc
-        if not isinstance(row, dict) or not row.get("id") or not isinstance(row.get("text"), str):
-            raise CodecError(f"{path}:{n}: needs string fields 'id' and 'text', got {line[:120]!r}")
+        rid = row.get("id") if isinstance(row, dict) else None
+        # an id is a non-empty string or an integer ({"id": 7} is "7"), as `synthesize` reads the same manifest
+        if not (isinstance(rid, str) and rid or isinstance(rid, int) and not isinstance(rid, bool)) or not \
+                isinstance(row.get("text"), str):
+            raise CodecError(f"{path}:{n}: needs fields 'id' (a string or an integer) and 'text' (a string), "
+                             f"got {line[:120]!r}")
         if str(row["id"]) in seen:
             raise CodecError(f"{path}:{n}: duplicate id {row['id']!r}")
         seen.add(str(row["id"]))

@@ -316,3 +316,91 @@ def test_a_line_skipped_in_a_rerun_leaves_no_earlier_output(run, tmp_path, capsy
     assert rc == 0 and "1 sentences" in stdout and "2 lines skipped" in stdout
     assert not (out / "b.wav").exists() and not (out / "b.wav.json").exists() and "removed" in err
     assert (out / "c.wav").is_file() and "c.wav is not from this run" in err
+
+
+def test_more_bad_inputs_are_one_line_errors_before_synthesis(run, tmp_path, capsys):
+    """F11, F13 (tts-adversarial-3): --prompt-seconds 0 / -1 / nan, --out that is not a .wav name or is a
+    folder, --out-dir that is a file, --device cuda without CUDA, NaN sampling settings: one line each, and
+    nothing synthesized or written."""
+    export = str(run["export"])
+    base = ["--model", export, "--text", text(3), "--prompt-audio", str(wav(1)), "--prompt-text", text(1)]
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder.wav").mkdir()
+    cases = [
+        (["--mode", "continuation", "--prompt-seconds", "0", "--out", str(tmp_path / "o.wav")], "--prompt-seconds"),
+        (["--mode", "continuation", "--prompt-seconds", "-1", "--out", str(tmp_path / "o.wav")], "got -1.0"),
+        (["--mode", "continuation", "--prompt-seconds", "nan", "--out", str(tmp_path / "o.wav")], "got nan"),
+        (["--out", str(tmp_path / "x.txt")], "give a .wav file name"),
+        (["--out", str(tmp_path / "noext")], "give a .wav file name"),
+        (["--out", str(tmp_path / "folder.wav")], "is a folder"),
+        (["--out", str(tmp_path / "file" / "o.wav")], "it is a file"),
+        (["--device", "cuda", "--out", str(tmp_path / "o.wav")], "--device 'cuda'"),
+        (["--max-seconds-per-phoneme", "nan", "--out", str(tmp_path / "o.wav")], "max_seconds_per_phoneme=nan"),
+        (["--sample", "--temperature", "nan", "--out", str(tmp_path / "o.wav")], "temperature=nan"),
+    ]
+    import torch
+
+    for argv, needle in cases:
+        if "cuda" in argv and torch.cuda.is_available():
+            continue
+        rc, _, err = synth(capsys, *base, *argv)
+        assert rc == 2 and needle in one_error_line(err), (argv, err)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "text": text(3), "prompt_audio": str(wav(1)),
+                                    "prompt_text": text(1)}) + "\n")
+    rc, _, err = synth(capsys, "--model", export, "--manifest", str(manifest), "--out-dir", str(tmp_path / "file"))
+    assert rc == 2 and "is a file, not a folder" in one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.wav", "m.jsonl"]
+
+
+def test_text_longer_than_the_context_is_refused_naming_the_id(run, tmp_path, capsys):
+    """F8: a text that needs more frames than the model's context leaves after the prompt (even at 20
+    phonemes per second) is refused, not cut or squeezed: one line alone, a skipped line naming its id in
+    manifest mode, the other lines synthesized."""
+    from tts.errors import TTSError
+
+    synthesizer = Synthesizer.from_pretrained(run["export"])
+    synthesizer.model.config.max_frames = 500  # a short context (5.5 s prompt + 4.5 s), instead of 1,700 phonemes
+    req = Request(" ".join([text(3)] * 4), wav(1), text(1))
+    with pytest.raises(TTSError, match=r"text of \d+ phonemes needs at least \d+ frames .* split it"):
+        synthesizer.prepare(req)
+    synthesizer.prepare(Request(text(3), wav(1), text(1)))  # a sentence fits
+    long_text = " ".join([text(3)] * 60)  # ~2,000 phonemes: more than 4096 frames at 2.5 frames per phoneme
+    lines = [{"id": "long", "text": long_text, "prompt_audio": str(wav(1)), "prompt_text": text(1)},
+             {"id": "short", "text": text(3), "prompt_audio": str(wav(1)), "prompt_text": text(1)}]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    rc, stdout, err = synth(capsys, "--model", str(run["export"]), "--manifest", str(manifest), "--out-dir",
+                            str(tmp_path / "gen"), "--max-seconds-per-phoneme", "0.03")
+    assert rc == 0 and "1 sentences" in stdout
+    (skipped,) = [json.loads(x) for x in (tmp_path / "gen" / "skipped.jsonl").read_text().splitlines()]
+    assert skipped["id"] == "long" and "the model's context" in skipped["reason"]
+    assert sorted(p.name for p in (tmp_path / "gen").glob("*.wav")) == ["short.wav"]
+
+
+def test_integer_ids_are_read_alike_by_synthesize_and_evaluate_tts(run, tmp_path, capsys):
+    """F17: {"id": 7} is the id "7" for both tools (synthesize used to skip it as "missing id")."""
+    from evaluation.evaluate_tts import read_manifest
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": 7, "text": text(3), "prompt_audio": str(wav(1)),
+                                    "prompt_text": text(1)}) + "\n")
+    rc, stdout, _ = synth(capsys, "--model", str(run["export"]), "--manifest", str(manifest), "--out-dir",
+                          str(tmp_path / "gen"), "--max-seconds-per-phoneme", "0.03")
+    assert rc == 0 and (tmp_path / "gen" / "7.wav").is_file()
+    assert [it.id for it in read_manifest(manifest)] == ["7"]
+    manifest.write_text(json.dumps({"id": True, "text": "x"}) + "\n")
+    with pytest.raises(Exception, match="'id' \\(a string or an integer\\)"):
+        read_manifest(manifest)
+
+
+def test_valle_sampling_does_not_depend_on_the_batch(run):
+    """F15: with --sample and one seed, an item samples the same tokens alone or in a batch with others
+    (one generator per item, as MobileSpeech)."""
+    synthesizer = Synthesizer.from_pretrained(run["export"])
+    gen = GenerationConfig(do_sample=True, top_p=0.9, max_seconds_per_phoneme=0.05, seed=3)
+    reqs = [Request(text(n), wav(1), text(1)) for n in (3, 12, 5)]
+    together = synthesizer.synthesize(reqs, gen)
+    for r, a in zip(reqs, together):
+        alone = synthesizer.synthesize([r], gen)[0]
+        assert len(alone) == len(a) and np.allclose(alone, a, atol=1e-5)

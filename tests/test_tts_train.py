@@ -101,14 +101,27 @@ def test_shard_directories_must_agree(sample, tmp_path):
     with pytest.raises(TTSError, match="codec mismatch in tokens_digest"):
         TTSCorpus.load([tokens, other_codec])
     other_decoder = variant("decoder", lambda m: m["codec"].update(weights_digest="0" * 16))  # same tokens
-    assert len(TTSCorpus.load([tokens, other_decoder]).train) > 0
+    with pytest.raises(TTSError, match="the same utterance twice"):  # the codec passed; then F14 (the same ids)
+        TTSCorpus.load([tokens, other_decoder])
     other_vocab = variant("vocab", edit_vocab=lambda v: v["tokens"].append("zz"))
     with pytest.raises(TTSError, match="phoneme vocabularies differ"):
         TTSCorpus.load([tokens, other_vocab])
     with pytest.raises(TTSError, match="not found"):
         TTSCorpus.load([tmp_path / "missing"])
-    both = TTSCorpus.load([tokens, variant("copy")], valid_utterances=2)
-    assert len(both.train) + len(both.valid) == 40
+    # F14 (tts-adversarial-3): one corpus given twice (or tokenized twice) is refused, naming an id and both folders
+    with pytest.raises(TTSError, match=r"utterance '9000_1_000001_000000' is in .*tokens and in .*copy"):
+        TTSCorpus.load([tokens, variant("copy")], valid_utterances=2)
+    with pytest.raises(TTSError, match="the same utterance twice"):
+        TTSCorpus.load([tokens, tokens])
+    # F7: speakers compare as strings (LibriTTS ids are numbers in YAML); a speaker the corpus lacks is refused
+    with pytest.raises(TTSError, match="no training utterances left"):  # 9000 held out: the only speaker
+        TTSCorpus.load([tokens], valid_speakers=[9000])
+    with pytest.raises(TTSError, match=r"data.valid_speakers: nobody not in the corpus \(its speakers: 9000\)"):
+        TTSCorpus.load([tokens], valid_speakers=["nobody"])
+    # F19: a corpus of no utterances says so (not "re-run without --no-phonemes")
+    empty = variant("empty", lambda m: (m.update(has_phonemes=False), m["counts"].update(utterances=0)))
+    with pytest.raises(TTSError, match="holds no utterances"):
+        TTSCorpus.load([empty])
 
 
 def _losses(path):
@@ -275,3 +288,20 @@ def test_final_export_is_atomic_and_repaired_on_resume(sample, tmp_path, capsys)
     result = train(quick_config(tokens, run, steps=2, save_every=2, eval_every=100, resume="latest"))
     assert result.start_step == result.step == 2 and final.read_bytes() == whole
     assert load_model(run / "final") is not None
+
+
+@pytest.mark.parametrize("flag, needle", [("--max_minutes=0", "max_minutes=0.0 must be > 0"),
+                                          ("--max_minutes=nan", "max_minutes=nan must be > 0"),
+                                          ("--max_minutes=-1", "max_minutes=-1.0 must be > 0"),
+                                          ("--steps=-3", "steps=-3 must be >= 1"),
+                                          ("--steps=0", "steps=0 must be >= 1")])
+def test_time_box_and_steps_are_checked_as_train_codec_does(sample, tmp_path, capsys, flag, needle):
+    """F9, F16 (tts-adversarial-3): max_minutes 0 / NaN / negative and steps <= 0 are refused in one line,
+    before anything is written (train-codec refuses the same values)."""
+    from tts.cli import train_main
+
+    _, tokens = sample
+    assert train_main(["valle", "--data", str(tokens), "--out", str(tmp_path / "r"), "--log_with=none", flag]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "r").exists()

@@ -75,6 +75,13 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+def check_max_minutes(max_minutes: float | None) -> None:
+    """ConfigError unless a trainer's `max_minutes` is unset or a number > 0 (inf: no limit); 0, negatives and
+    NaN are refused rather than read as "no limit" or "stop after one step"."""
+    if max_minutes is not None and not max_minutes > 0:
+        raise ConfigError(f"max_minutes={max_minutes} must be > 0 (or unset)")
+
+
 def build(cls: type, values: dict, prefix: str = "") -> Any:
     """Instantiate dataclass `cls` from a (nested) dict; unknown keys raise `ConfigError`."""
     hints = typing.get_type_hints(cls)

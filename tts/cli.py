@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -176,6 +177,9 @@ def read_requests(path: Path, mode: str, out_dir: Path | None = None) -> tuple[l
               if isinstance(r.get(k), str) and r[k]}
     for n, row in rows:
         rid = row.get("id")
+        if isinstance(rid, int) and not isinstance(rid, bool):  # {"id": 7} is "7", as evaluate-tts reads it
+            rid = str(rid)
+            row = {**row, "id": rid}
         wrong = [k for k in ("prompt_audio", "reference_audio", "prompt_text")
                  if row.get(k) is not None and not isinstance(row.get(k), str)]
         if wrong:
@@ -207,6 +211,41 @@ def read_requests(path: Path, mode: str, out_dir: Path | None = None) -> tuple[l
     return requests, bad
 
 
+def check_outputs(out: str | None, out_dir: str | None) -> None:
+    """TTSError (one line, before any model is loaded) for an output that cannot be written: `--out` not a
+    `.wav` name (the output is WAV) or an existing folder, `--out-dir` an existing file, or a parent that is a
+    file."""
+    if out is not None:
+        path = Path(out)
+        if path.suffix.lower() != ".wav":
+            raise TTSError(f"--out {out}: give a .wav file name (the output is WAV)")
+        if path.is_dir():
+            raise TTSError(f"--out {out} is a folder: give a .wav file name")
+        parents = path.parents
+    else:
+        path = Path(out_dir)
+        if path.exists() and not path.is_dir():
+            raise TTSError(f"--out-dir {out_dir} is a file, not a folder")
+        parents = (path, *path.parents)
+    for parent in parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TTSError(f"cannot write under {parent}: it is a file, not a folder")
+            break
+
+
+def check_device(device: str) -> None:
+    """TTSError for a `--device` torch cannot use here (e.g. cuda with a CPU-only torch)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as exc:
+        raise TTSError(f"--device {device!r}: {exc}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise TTSError(f"--device {device!r}: this torch has no CUDA device (use --device cpu)")
+
+
 def remove_stale_outputs(out_dir: Path, ids: list) -> None:
     """A line skipped in this run must not leave an earlier run's `<id>.wav` behind, which `evaluate-tts` would
     score as this run's: remove the outputs of `ids` that `synthesize` wrote (those with a `<id>.wav.json`
@@ -233,6 +272,10 @@ def _synthesize(argv) -> int:
         raise TTSError("--manifest needs --out-dir")
     if args.batch_size < 1:
         raise TTSError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 0 < args.prompt_seconds < math.inf:  # NaN fails the comparison too
+        raise TTSError(f"--prompt-seconds must be a number of seconds > 0, got {args.prompt_seconds}")
+    check_outputs(args.out if single else None, None if single else args.out_dir)
+    check_device(args.device)
     gen = GenerationConfig(do_sample=args.sample, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, max_seconds_per_phoneme=args.max_seconds_per_phoneme, seed=args.seed)
     synth = Synthesizer.from_pretrained(args.model, args.codec, args.device)

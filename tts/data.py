@@ -132,6 +132,7 @@ class TTSCorpus:
             raise TTSError("no --data directory given")
         codec, vocab, where0, language = None, None, None, "en-us"
         utts: list[Utterance] = []
+        where: dict[str, str] = {}  # utterance id -> its folder
         dropped = 0
         for d in dirs:
             d = Path(d)
@@ -140,6 +141,8 @@ class TTSCorpus:
             except CorpusError as exc:
                 raise TTSError(str(exc)) from None
             if not manifest.get("has_phonemes"):
+                if (manifest.get("counts") or {}).get("utterances", 1) == 0:
+                    raise TTSError(f"{d} holds no utterances (its manifest lists 0): nothing to train on")
                 raise TTSError(f"{d} has no phoneme ids: re-run tokenize-corpus without --no-phonemes "
                                "(with espeak-ng installed)")
             try:
@@ -159,6 +162,10 @@ class TTSCorpus:
                         max_frames is not None and codes.shape[-1] > max_frames):
                     dropped += 1
                     continue
+                if utt_id in where:  # the same utterance twice would be trained on twice, silently
+                    raise TTSError(f"utterance {utt_id!r} is in {where[utt_id]} and in {d}: the same utterance "
+                                   "twice (one corpus given twice, or tokenized twice); give each corpus once")
+                where[utt_id] = str(d)
                 language = record.get("language") or language
                 utts.append(Utterance(utt_id, str(record.get("speaker")), codes.to(torch.int32),
                                       phonemes.to(torch.int32), record.get("normalized_text") or ""))
@@ -168,7 +175,12 @@ class TTSCorpus:
             if codec.get(key) is None:
                 raise TTSError(f"{where0}/manifest.json records no codec {key}")
         utts.sort(key=lambda u: u.id)
-        held = set(valid_speakers)
+        held = {str(s) for s in valid_speakers}  # records store speakers as strings (LibriTTS ids are numbers)
+        unknown = sorted(held - {u.speaker for u in utts})
+        if unknown:
+            speakers = sorted({u.speaker for u in utts})
+            raise TTSError(f"data.valid_speakers: {', '.join(unknown)} not in the corpus (its speakers: "
+                           f"{', '.join(speakers[:20])}{' ...' if len(speakers) > 20 else ''})")
         valid = [u for u in utts if u.speaker in held]
         rest = [u for u in utts if u.speaker not in held]
         by_hash = sorted(rest, key=lambda u: hashlib.sha256(u.id.encode()).hexdigest())

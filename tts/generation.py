@@ -45,11 +45,13 @@ class GenerationConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.min_frames < 0:
+        # written as "not good" so that NaN, which fails every comparison, is refused too
+        if (not 0 < self.temperature < math.inf or not 0 < self.top_p <= 1 or not self.top_k >= 0
+                or not self.min_frames >= 0):
             raise TTSError(f"bad sampling settings: temperature={self.temperature} (> 0), top_p={self.top_p} "
                            f"(0..1], top_k={self.top_k} (>= 0), min_frames={self.min_frames} (>= 0)")
-        if self.max_seconds_per_phoneme <= 0:
-            raise TTSError(f"max_seconds_per_phoneme={self.max_seconds_per_phoneme} must be > 0")
+        if not 0 < self.max_seconds_per_phoneme < math.inf:
+            raise TTSError(f"max_seconds_per_phoneme={self.max_seconds_per_phoneme} must be a number > 0")
 
     def max_frames(self, num_phonemes: int, frame_rate: float) -> int:
         """Frames the decoder may emit for a text of `num_phonemes` phonemes before it is stopped (this cap
@@ -71,21 +73,24 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
 
 
 def sample_next(logits: torch.Tensor, cfg: GenerationConfig, history: list[list[int]],
-                generator: torch.Generator | None) -> torch.Tensor:
+                generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
     """One token per row of `logits` (B, V): greedy, or sampled with temperature / top-k / top-p and RAS.
 
-    history: tokens emitted so far per row (for RAS). Returns LongTensor (B,).
+    history: tokens emitted so far per row (for RAS). generator: one per row (each row's draws then depend on
+    that row alone, so an item samples the same tokens whatever else is in its batch), or one shared by the
+    batch. Returns LongTensor (B,).
     """
     logits = logits.float()
     if not cfg.do_sample:
         return logits.argmax(-1)
+    rows = generator if isinstance(generator, (list, tuple)) else [generator] * logits.shape[0]
     logits = logits / cfg.temperature
     probs = filter_logits(logits, cfg.top_k, cfg.top_p).softmax(-1)
-    tokens = torch.multinomial(probs, 1, generator=generator)[:, 0]
+    tokens = torch.stack([torch.multinomial(probs[b], 1, generator=g)[0] for b, g in enumerate(rows)])
     if cfg.ras_window > 0:
         full = logits.softmax(-1)
         for b, past in enumerate(history):
             window = past[-cfg.ras_window:]
             if window and sum(t == int(tokens[b]) for t in window) / cfg.ras_window > cfg.ras_threshold:
-                tokens[b] = torch.multinomial(full[b], 1, generator=generator)[0]
+                tokens[b] = torch.multinomial(full[b], 1, generator=rows[b])[0]
     return tokens

@@ -87,3 +87,8 @@ class TTSModel(PreTrainedModel):
 
     def generate(self, phonemes, prompts, num_target_phonemes, config):  # pragma: no cover - interface
         raise NotImplementedError
+
+    def frames_available(self, prompt_frames: int) -> int:
+        """Frames of new speech the context leaves after a prompt of `prompt_frames` frames (default: prompt
+        and generated frames share `config.max_frames`, as in VALL-E's AR)."""
+        return int(self.config.max_frames) - int(prompt_frames)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 MODES = ("cross-sentence", "continuation")
 RECORD_VERSION = 1
+# the shortest a phoneme is taken to last (20 phonemes/s; natural speech is about 12-15): a text that needs
+# more frames than the context leaves even at that rate would be cut or squeezed, so it is refused
+MIN_SECONDS_PER_PHONEME = 0.05
 
 
 @dataclass
@@ -191,7 +195,16 @@ class Synthesizer:
             raise TTSError(f"prompt {req.prompt_audio} is {seconds:.1f} s, longer than the model's context of "
                            f"{self.model.config.max_frames} frames ({limit:.1f} s)")
         codes = self.codec(audio, sampling_rate=self.codec.sampling_rate, num_quantizers=self.num_quantizers)[0]
-        return Prepared(phonemes, codes if frames is None else codes[:, :frames], target, given)
+        codes = codes if frames is None else codes[:, :frames]
+        fr = float(self.model.config.frame_rate)
+        needed = math.ceil(target * MIN_SECONDS_PER_PHONEME * fr)
+        room = self.model.frames_available(codes.shape[-1])
+        if needed > room:
+            raise TTSError(f"text of {target} phonemes needs at least {needed} frames ({needed / fr:.1f} s at "
+                           f"{1 / MIN_SECONDS_PER_PHONEME:.0f} phonemes/s), more than the {room} frames "
+                           f"({room / fr:.1f} s) the model's context leaves after the prompt: split it into "
+                           f"shorter sentences")
+        return Prepared(phonemes, codes, target, given)
 
     def synthesize(self, requests: list[Request], config: GenerationConfig | None = None,
                    prompt_seconds: float = 3.0) -> list[np.ndarray]:

@@ -46,7 +46,7 @@ from tokenizer.errors import ConfigError
 from tokenizer.loading import quiet_progress_bars
 from tokenizer.identity import IDENTITY_KEYS, tokens_mismatch
 from training.checkpointing import due, latest_state, resolve_resume, save_state
-from training.config import build, merge, parse_overrides
+from training.config import build, check_max_minutes, merge, parse_overrides
 from training.schedule import lr_scale
 from training.run import TrainResult as RunResult, begin_run, past_deadline
 from training.tracking import append_jsonl
@@ -117,6 +117,18 @@ class TrainConfig:
     export_every: int = 0                           # 0: export at the end only
     sample_every: int = 1000                        # 0: never
     log_with: str = "tensorboard"                   # tensorboard | none
+
+    def __post_init__(self):
+        """Refuse what would run nothing or without a limit while claiming one (as train-codec does)."""
+        for key in ("steps", "log_every", "eval_every", "save_every", "keep_states"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)} must be >= 1")
+        for key in ("export_every", "sample_every"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}={getattr(self, key)} must be >= 0 (0: never)")
+        if self.stop_at is not None and self.stop_at < 1:
+            raise ConfigError(f"stop_at={self.stop_at} must be >= 1 (or unset)")
+        check_max_minutes(self.max_minutes)
 
 
 def load_train_config(model: str, preset: str, path: str | None = None,

@@ -17,7 +17,7 @@ from typing import Union
 from tokenizer.errors import ConfigError
 
 from .. import config as _config
-from ..config import dump_config, get_dotted, merge, parse_overrides  # noqa: F401  (re-exported)
+from ..config import check_max_minutes, dump_config, get_dotted, merge, parse_overrides  # noqa: F401  (re-exported)
 from ..schedule import SCHEDULES
 
 
@@ -265,8 +265,7 @@ class TrainConfig:
                     "save_every", "export_every"):
             if get_dotted(self, key) < 1:
                 raise ConfigError(f"{key}={get_dotted(self, key)} must be >= 1")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ConfigError(f"max_minutes={self.max_minutes} must be > 0 (or unset)")
+        check_max_minutes(self.max_minutes)
         if self.lambda_rd is not None and self.lambda_rd <= 0:
             raise ConfigError(f"lambda_rd={self.lambda_rd} must be > 0")
         if self.lambda_warmup_steps < 0 or (self.lambda_warmup_steps and not (self.lambda_warmup_start or 0) > 0):

@@ -286,6 +286,10 @@ class MobileSpeechModel(TTSModel):
         return hard_alignment(ll, P, T)[0].argmax(0)
 
     @torch.no_grad()
+    def frames_available(self, prompt_frames: int) -> int:
+        """The prompt is encoded on its own (`encode_prompt`): the generated frames have the whole context."""
+        return int(self.config.max_frames)
+
     def generate(self, phonemes: list, prompts: list[torch.Tensor], num_target_phonemes: list[int],
                  config: GenerationConfig | None = None,
                  frame_phonemes: list[torch.Tensor] | None = None) -> list[torch.Tensor]:

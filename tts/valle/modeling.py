@@ -166,7 +166,8 @@ class ValleAR(nn.Module):
         for i, (e, p) in enumerate(zip(embs, positions)):
             x[i, L0 - len(e):], pos[i, L0 - len(e):], mask[i, L0 - len(e):] = e, p, 1
         next_pos = torch.tensor([len(p) for p in prompts], device=device)
-        generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        # one generator per item, all seeded alike: an item's tokens do not depend on its batch (as MobileSpeech)
+        generator = [torch.Generator(device="cpu").manual_seed(cfg.seed) for _ in range(B)]
         out: list[list[int]] = [[] for _ in range(B)]
         history = [p.tolist() for p in prompts]
         done = [False] * B
