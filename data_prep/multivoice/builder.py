@@ -74,7 +74,8 @@ class BuildResult:
 
 
 def _digest(items: Sequence[Item]) -> str:
-    lines = "\n".join(f"{i.id}\t{i.subset}\t{i.normalized}" for i in items)
+    lines = "\n".join(f"{i.id}\t{i.subset}\t{i.normalized}\t{i.voice}\t{i.clip and (i.clip.start, i.clip.end)}"
+                      for i in items)
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()[:16]
 
 

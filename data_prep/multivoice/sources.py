@@ -114,19 +114,18 @@ def librispeech_clips(root: Path, transcriber: Transcriber, cache: Path, min_sec
         speaker, chapter, utterance = match.groups()
         cached = cache / "whisper" / f"{path.stem}.json"
         record = json.loads(cached.read_text(encoding="utf-8")) if cached.is_file() else {}
+        try:
+            audio, sr = load_mono(path)
+        except AudioError as exc:
+            raise CorpusError(f"unreadable real-speech file: {exc}") from exc
         if record.get("transcriber") != name:
-            try:
-                audio, sr = load_mono(path)
-            except AudioError as exc:
-                raise CorpusError(f"unreadable real-speech file: {exc}") from exc
             segments = transcriber(audio, sr)
-            record = {"transcriber": name, "duration": len(audio) / sr,
-                      "segments": [[s.start, s.end, s.text] for s in segments]}
+            record = {"transcriber": name, "segments": [[s.start, s.end, s.text] for s in segments]}
             _write_json(cached, record)
         segments = [Segment(*s) for s in record["segments"]]
         if not segments:
             dropped.append(Dropped(path.name, "no speech recognised"))
-        for i, (seg, (start, end)) in enumerate(zip(segments, cut_points(segments, record["duration"]))):
+        for i, (seg, (start, end)) in enumerate(zip(segments, cut_points(segments, audio, sr))):
             item = f"{path.name} segment {i} ({start:.2f}-{end:.2f} s)"
             if not seg.text.strip():
                 dropped.append(Dropped(item, "no text recognised"))
