@@ -21,7 +21,7 @@ from data_prep.multivoice.cli import main, summary
 from data_prep.multivoice.engines import EspeakNG, Piper
 from data_prep.multivoice.sources import Clip, Sentence
 from data_prep.multivoice.split import Voice, plan_split
-from data_prep.multivoice.whisper import Segment, cut_points
+from data_prep.multivoice.whisper import Segment, cut_points, split_in_two
 from data_prep.text.normalize import normalize_text
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -200,3 +200,13 @@ def test_cuts_fall_in_the_pause_next_to_whisper_boundaries():
     audio[int(1.40 * sr):int(1.60 * sr)] = 0.0                        # the pause between two words
     cuts = cut_points([Segment(0.0, 1.3, "a"), Segment(1.3, 3.0, "b")], audio, sr)
     assert 1.40 <= cuts[0][1] == cuts[1][0] <= 1.60 and cuts[0][0] == 0.0 and cuts[1][1] == 3.0
+
+
+def test_a_recording_in_one_segment_is_cut_at_a_word_boundary():
+    words = ((0.0, 1.0, " One"), (1.0, 2.0, " two,"), (2.0, 3.5, " three"), (3.6, 5.0, " four"), (5.0, 7.0, " five."))
+    seg = Segment(0.0, 7.0, "One two, three four five.", words)
+    head, tail = split_in_two(seg, 1.5)                                 # after the comma, not at the 0.1 s pause
+    assert (head.text, tail.text, head.end, tail.start) == ("One two,", "three four five.", 2.0, 2.0)
+    head, tail = split_in_two(seg, 2.5)                                 # the comma leaves too little: the pause
+    assert (head.text, tail.text) == ("One two, three", "four five.")
+    assert split_in_two(seg, 4.0) == [seg] and split_in_two(Segment(0.0, 7.0, "x"), 1.0) == [Segment(0.0, 7.0, "x")]

@@ -2,7 +2,8 @@
 the synthetic voices read.
 
 - LibriSpeech-mini (`<speaker>-<chapter>-<utterance>.flac`, no transcripts): each file is transcribed
-  (a `Transcriber`, Whisper by default) and cut at its segment boundaries; segments shorter than
+  (a `Transcriber`, Whisper by default) and cut at its segment boundaries (a file that gives a single
+  segment is cut once more, at its longest word pause, when both parts last `SPLIT_SECONDS`); segments shorter than
   `min_seconds` or without text are dropped with the reason. Transcripts are cached per file, so a
   resumed build transcribes nothing twice.
 - Asterisk English prompts (Debian `asterisk-core-sounds-en-g722` + `asterisk-core-sounds-en`, one
@@ -32,10 +33,14 @@ from tokenizer.utils.errors import AudioError
 from ..errors import CorpusError
 from ..sample_corpus.build_sample import PACKAGES, SOUNDS, TEXTS, prompt_texts
 from ..text.normalize import normalize_text
-from .whisper import Segment, Transcriber, cut_points
+from .whisper import Segment, Transcriber, cut_points, split_in_two
 
 LIBRISPEECH_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 ASTERISK_SPEAKER = "asterisk-allison"
+CACHE_VERSION = 2  # transcripts with word times
+# A recording Whisper keeps in one segment is cut in two at a word pause when both parts last this long
+# (seconds): its speaker then has a second utterance for a 3 s cross-sentence prompt.
+SPLIT_SECONDS = 3.0
 VERBATIM = "verbatim"
 
 
@@ -118,13 +123,16 @@ def librispeech_clips(root: Path, transcriber: Transcriber, cache: Path, min_sec
             audio, sr = load_mono(path)
         except AudioError as exc:
             raise CorpusError(f"unreadable real-speech file: {exc}") from exc
-        if record.get("transcriber") != name:
+        if record.get("transcriber") != name or record.get("version") != CACHE_VERSION:
             segments = transcriber(audio, sr)
-            record = {"transcriber": name, "segments": [[s.start, s.end, s.text] for s in segments]}
+            record = {"transcriber": name, "version": CACHE_VERSION,
+                      "segments": [[s.start, s.end, s.text, [list(w) for w in s.words]] for s in segments]}
             _write_json(cached, record)
-        segments = [Segment(*s) for s in record["segments"]]
+        segments = [Segment(a, b, text, tuple(map(tuple, words))) for a, b, text, words in record["segments"]]
         if not segments:
             dropped.append(Dropped(path.name, "no speech recognised"))
+        if len([s for s in segments if s.text.strip()]) == 1:
+            segments = [part for s in segments for part in (split_in_two(s, SPLIT_SECONDS) if s.text.strip() else [s])]
         for i, (seg, (start, end)) in enumerate(zip(segments, cut_points(segments, audio, sr))):
             item = f"{path.name} segment {i} ({start:.2f}-{end:.2f} s)"
             if not seg.text.strip():

@@ -30,11 +30,13 @@ WHISPER_SR = 16000
 
 @dataclass(frozen=True)
 class Segment:
-    """One stretch of speech: `start`, `end` in seconds from the start of the file, and its text."""
+    """One stretch of speech: `start`, `end` in seconds from the start of the file, its text, and (when
+    the recogniser gives them) its words as `(start, end, word)` with each word's leading space."""
 
     start: float
     end: float
     text: str
+    words: tuple[tuple[float, float, str], ...] = ()
 
 
 Transcriber = Callable[[np.ndarray, int], list[Segment]]
@@ -81,13 +83,32 @@ class WhisperSegments:
 
     def protocol(self) -> dict:
         return {"name": self.name, "beam_size": self.beam_size, "compute_type": self.compute_type, "language": "en",
-                "condition_on_previous_text": False, "vad_filter": False, "model_dir": str(self.model_dir)}
+                "condition_on_previous_text": False, "vad_filter": False, "word_timestamps": True,
+                "model_dir": str(self.model_dir)}
 
     def __call__(self, audio: np.ndarray, sampling_rate: int) -> list[Segment]:
         x = resample(np.asarray(audio, dtype=np.float32), sampling_rate, WHISPER_SR)
         segments, _ = self.model.transcribe(x, language="en", beam_size=self.beam_size,
-                                            condition_on_previous_text=False, vad_filter=False)
-        return [Segment(float(s.start), float(s.end), s.text.strip()) for s in segments]
+                                            condition_on_previous_text=False, vad_filter=False, word_timestamps=True)
+        return [Segment(float(s.start), float(s.end), s.text.strip(),
+                        tuple((float(w.start), float(w.end), w.word) for w in s.words or ())) for s in segments]
+
+
+def split_in_two(segment: Segment, min_part: float) -> list[Segment]:
+    """`segment` cut at a word boundary that leaves at least `min_part` seconds on each side (for a
+    recording that would otherwise give its speaker one utterance): after punctuation if one does, else
+    at the longest pause (to 0.1 s), else nearest the middle. `[segment]` when no boundary qualifies or
+    the recogniser gave no word times."""
+    words, middle = segment.words, (segment.start + segment.end) / 2
+    ok = [k for k in range(1, len(words))
+          if words[k - 1][1] - segment.start >= min_part and segment.end - words[k][0] >= min_part]
+    if not ok:
+        return [segment]
+    best = max(ok, key=lambda k: (words[k - 1][2].rstrip()[-1:] in ",;:.!?", round(words[k][0] - words[k - 1][1], 1),
+                                  -abs(words[k][0] - middle)))
+    head, tail = words[:best], words[best:]
+    return [Segment(segment.start, head[-1][1], "".join(w[2] for w in head).strip(), head),
+            Segment(tail[0][0], segment.end, "".join(w[2] for w in tail).strip(), tail)]
 
 
 def quietest_point(audio: np.ndarray, sampling_rate: int, t: float, window: float = 0.3) -> float:
