@@ -6,7 +6,9 @@ operating point on the same clips, for recipe searches and long runs (issue 30).
 
 For each run: the exports `<run>/export/step-N` and `<run>/final` (its step read from `<run>/log.jsonl`),
 the training seconds up to that step summed from the log's `time/seconds_per_step` (evaluation and export time
-excluded), and per export the mean PESQ-WB, STOI and mel distance of the K-quantizer round trip of the clips
+excluded; `hours`) and the step times the run's uncontended speed (the 0.2 quantile of its logged
+`time/seconds_per_step` windows; `hours_uncontended`, the x axis and the slopes: a run that shared its core
+for a while is not charged for it), and per export the mean PESQ-WB, STOI and mel distance of the K-quantizer round trip of the clips
 (`evaluation.evaluate_codec.evaluate_pair`, the numbers `evaluate-codec` reports). `--data`: a folder of
 `<speaker>-<chapter>-<utt>.flac` clips; the first `--per-speaker` of each speaker in sorted order are used.
 Scores are cached in `<out>/curve_cache.json` by export path and weights file time, so a re-run scores only new
@@ -59,6 +61,14 @@ def training_seconds(log: Path) -> tuple[dict[int, float], int]:
     return seconds, prev
 
 
+def typical_seconds_per_step(log: Path, quantile: float = 0.2) -> float | None:
+    """A run's uncontended training speed: the `quantile` of its logged `time/seconds_per_step` windows.
+    Wall time of a run that shared its core for a while overstates its cost; steps x this speed does not."""
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    values = [r["time/seconds_per_step"] for r in rows if "time/seconds_per_step" in r]
+    return float(np.quantile(values, quantile)) if values else None
+
+
 def seconds_at(table: dict[int, float], step: int) -> float:
     """Training seconds at `step`, interpolated between logged steps."""
     steps = sorted(table)
@@ -89,7 +99,7 @@ def slope(points: list[dict], key: str) -> float | None:
     half = points[len(points) // 2:] if len(points) >= 4 else points
     if len(half) < 2:
         return None
-    hours = np.array([p["hours"] for p in half])
+    hours = np.array([p["hours_uncontended"] for p in half])
     values = np.array([p[key] for p in half])
     return float(np.polyfit(hours, values, 1)[0]) if np.ptp(hours) > 0 else None
 
@@ -102,10 +112,10 @@ def plot(curves: dict, reference: dict | None, path: Path, k: int) -> None:
     for ax, key, label in zip(axes, METRICS, ("PESQ-WB (higher better)", "STOI (higher better)",
                                                "mel distance (lower better)")):
         for name, points in curves.items():
-            ax.plot([p["hours"] for p in points], [p[key] for p in points], marker="o", ms=3, label=name)
+            ax.plot([p["hours_uncontended"] for p in points], [p[key] for p in points], marker="o", ms=3, label=name)
         if reference:
             ax.axhline(reference[key], color="k", ls="--", lw=1, label=f"reference {reference['name']}")
-        ax.set_xlabel("training hours (one CPU core)")
+        ax.set_xlabel("training hours on one CPU core (steps x uncontended s/step)")
         ax.set_title(f"{label}, K = {k}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
@@ -150,23 +160,26 @@ def _main(argv: list[str] | None) -> int:
             continue
         table, last = training_seconds(run / "log.jsonl")
         todo += [(run, step, path, table) for step, path in exports(run, last)]
+    speed = {run: typical_seconds_per_step(run / "log.jsonl") for run, *_ in todo}
     for run, step, path, table in tqdm(todo, desc="exports", unit="export"):
         s = cached(str(path), path / "model.safetensors")
         curves.setdefault(run.name, []).append({"step": step, "hours": seconds_at(table, step) / 3600,
+                                                "hours_uncontended": step * speed[run] / 3600,
                                                 **{k: s[k] for k in METRICS}})
     summary = {"clips": [c.name for c in clips], "num_quantizers": args.num_quantizers, "reference": reference,
-               "runs": {name: {"points": pts, "slope_per_hour": {k: slope(pts, k) for k in METRICS}}
+               "runs": {name: {"points": pts, "seconds_per_step": pts[-1]["hours_uncontended"] * 3600 / pts[-1]["step"],
+                               "slope_per_hour": {k: slope(pts, k) for k in METRICS}}
                         for name, pts in curves.items()}}
     (out / "curves.json").write_text(json.dumps(summary, indent=1))
     plot(curves, reference, out / "curves.png", args.num_quantizers)
     print(f"{len(clips)} clips, K = {args.num_quantizers}"
           + (f"; reference {args.reference}: " + " ".join(f"{k} {reference[k]:.3f}" for k in METRICS) if reference else ""))
-    print(f"{'run':<22} {'steps':>6} {'hours':>6} " + " ".join(f"{k:>12}" for k in METRICS)
+    print(f"{'run':<22} {'steps':>6} {'hours':>6} {'s/step':>6} " + " ".join(f"{k:>12}" for k in METRICS)
           + "  slope/h (last half): " + " ".join(METRICS))
     for name, r in summary["runs"].items():
         last = r["points"][-1]
         sl = " ".join("n/a" if v is None else f"{v:+.3f}" for v in r["slope_per_hour"].values())
-        print(f"{name:<22} {last['step']:>6} {last['hours']:>6.2f} "
+        print(f"{name:<22} {last['step']:>6} {last['hours_uncontended']:>6.2f} {r['seconds_per_step']:>6.2f} "
               + " ".join(f"{last[k]:>12.3f}" for k in METRICS) + f"  {sl}")
     return 0
 
