@@ -208,12 +208,31 @@ def test_stable_codec_stage_configs(stage):
             d.mstft_spec_scale_pow) == (False, False, False, True, True, 2, True, 0.5)
     loss = cfg.loss
     assert loss.mel == loss.multi_scale_spectral == 0 and loss.feature_matching_normalized
+    # paper §3.4: feature matching only (no direct adversarial term), Eq. 7's mean; §4.2: lr 8e-4, wd 0.01
+    assert loss.adversarial == 0 and loss.feature_matching == 1 and loss.gan_reduction == "mean"
+    assert cfg.optim.lr == 8e-4 and cfg.optim.disc_lr is None and cfg.optim.weight_decay == 0.01
     if stage == 1:
         assert (loss.time_l1, loss.stft_l1, loss.stft_l1_n_fft, loss.stft_l1_hop_length) == (1.0, 1.0, 2048, 512)
         assert loss.recon_decay < 1 and loss.recon_decay_steps == 1 and loss.perceptual == 0
     else:
         assert loss.time_l1 == loss.stft_l1 == 0 and loss.perceptual > 0 and loss.perceptual_normalized
         assert cfg.model.init_from == "runs/stable_codec_small_stage1/final"
+
+
+def test_stable_codec_feature_matching_is_eq7_mean_over_discriminators_and_maps():
+    """Eq. 7: 1/(MN) sum_m sum_n ||D_mn(x) - D_mn(x^)||_1 / mean(|D_mn(x)|), M discriminators x N maps, with the
+    MS-STFT discriminators the stage configs build (fails with the former `sum` reduction: 48x larger)."""
+    cfg = load_config(CONFIGS / "stable_codec_small_stage1.yaml", ["--disc.mstft_channels=2"])
+    disc = Discriminators(cfg.disc)
+    torch.manual_seed(0)
+    real, fake = 0.1 * torch.randn(1, 1, 4000), 0.1 * torch.randn(1, 1, 4000)
+    (_, real_feats), (_, fake_feats) = disc(real), disc(fake)
+    terms = [(f - r).abs().mean() / r.abs().mean() for rs, fs in zip(real_feats, fake_feats) for r, f in zip(rs, fs)]
+    M, N = len(real_feats), len(real_feats[0])
+    assert M == 8 and len(terms) == M * N
+    loss = feature_matching_loss(real_feats, fake_feats, cfg.loss.feature_matching_normalized, disc.groups,
+                                 cfg.loss.gan_reduction)
+    assert torch.allclose(loss, torch.stack(terms).sum() / (M * N), rtol=1e-5)
 
 
 # ------------------------------------------------------------------ resuming across the MSD change
