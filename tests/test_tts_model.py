@@ -43,6 +43,36 @@ def test_kv_cache_greedy_equals_recomputation_token_for_token():
         assert torch.equal(a, b)
 
 
+def test_static_cache_equals_dynamic_cache_and_recomputation():
+    """The preallocated cache (the default) gives the tokens of transformers' DynamicCache and of recomputing
+    the whole sequence: greedy token for token on left-padded items of different lengths, and the same
+    sampled tokens for a fixed seed."""
+    from tts.valle.decoding import StaticCacheDecoder
+
+    model = small_model(2, num_attention_heads=4).eval()
+    its = items(3, seed=5)
+    ph, pr = [x[1] for x in its], [x[2][0] for x in its]
+    for kw in (dict(do_sample=False, min_frames=40), dict(do_sample=True, seed=11, min_frames=40)):
+        static = model.ar.generate(ph, pr, [40] * 3, GenerationConfig(**kw))
+        dynamic = model.ar.generate(ph, pr, [40] * 3, GenerationConfig(static_cache=False, **kw))
+        plain = model.ar.generate(ph, pr, [40] * 3, GenerationConfig(use_cache=False, **kw))
+        assert [len(t) for t in static] == [40] * 3
+        assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(static, dynamic, plain))
+    # the hidden states themselves agree with transformers' forward, also at a padded batch's real positions
+    x = torch.randn(2, 6, 32)
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
+    pos = torch.tensor([[0, 0, 0, 1, 2, 3], [0, 1, 2, 3, 4, 5]])
+    ref = model.ar.backbone(inputs_embeds=x, attention_mask=mask, position_ids=pos).last_hidden_state[:, -1]
+    dec = StaticCacheDecoder(model.ar.backbone, 2, 7)
+    assert torch.allclose(dec.prefill(x, mask, pos), ref, atol=1e-5)
+    step = torch.randn(2, 1, 32)
+    ref2 = model.ar.backbone(inputs_embeds=torch.cat([x, step], 1), attention_mask=torch.cat([mask, torch.ones(2, 1,
+                             dtype=torch.long)], 1), position_ids=torch.cat([pos, pos[:, -1:] + 1], 1)).last_hidden_state
+    assert torch.allclose(dec.step(step, pos[:, -1:] + 1), ref2[:, -1], atol=1e-5)
+    with pytest.raises(ValueError, match="static cache full"):
+        dec.step(step, pos[:, -1:] + 2)
+
+
 def test_batched_equals_one_at_a_time_greedy_and_seeded_sampling_repeats():
     model = small_model(1)
     its = items(4, seed=3)

@@ -42,6 +42,7 @@ class GenerationConfig:
     min_frames: int = 1
     max_seconds_per_phoneme: float = 0.4
     use_cache: bool = True
+    static_cache: bool = True  # VALL-E: the preallocated cache (tts.valle.decoding); False: transformers' DynamicCache
     seed: int = 0
 
     def __post_init__(self):

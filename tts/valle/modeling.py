@@ -42,6 +42,7 @@ from ..generation import GenerationConfig, sample_next
 from ..layers import ScaledEmbedding, sinusoidal
 from ..model import TTSModel, TTSOutput
 from .configuration import ValleConfig
+from .decoding import StaticCacheDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -154,10 +155,12 @@ class ValleAR(nn.Module):
         """Codebook-1 continuation of each prompt (A_i,) after its phonemes (P_i,), until EOS or max_frames[i].
 
         Items are left-padded into one batch; with `cfg.use_cache` each step feeds one token per item
-        through the KV cache, else the whole sequence is recomputed (the reference the tests compare to).
+        through a key/value cache (`cfg.static_cache`: preallocated and updated in place by
+        `StaticCacheDecoder`, the fast path; else transformers' `DynamicCache`), without it the whole sequence
+        is recomputed at every step (the reference the tests compare to).
         Returns LongTensor (F_i,) per item, without the prompt and without EOS.
         """
-        device = self.head.weight.device
+        device = self.audio_embedding.weight.device
         embs, positions = self._prefix(phonemes, prompts)
         B, L0, D = len(embs), max(len(e) for e in embs), embs[0].shape[-1]
         x = torch.zeros(B, L0, D, device=device, dtype=embs[0].dtype)
@@ -172,14 +175,19 @@ class ValleAR(nn.Module):
         history = [p.tolist() for p in prompts]
         done = [False] * B
         cache, step_x, step_pos, all_x, all_pos = None, x, pos, x, pos
+        static = StaticCacheDecoder(self.backbone, B, L0 + max(max_frames) + 1) if (
+            cfg.use_cache and cfg.static_cache) else None
         for t in range(max(max_frames) + 1):
-            if cfg.use_cache:
+            if static is not None:
+                h = static.prefill(x, mask, pos) if t == 0 else static.step(step_x, step_pos)
+            elif cfg.use_cache:
                 o = self.backbone(inputs_embeds=step_x, attention_mask=mask, position_ids=step_pos, cache=cache,
                                   use_cache=True)
-                cache = o.cache
+                cache, h = o.cache, o.last_hidden_state[:, -1]
             else:
                 o = self.backbone(inputs_embeds=all_x, attention_mask=mask, position_ids=all_pos, use_cache=False)
-            logits = self.head(o.last_hidden_state[:, -1]).float().cpu()
+                h = o.last_hidden_state[:, -1]
+            logits = self.head(h).float().cpu()
             if t < cfg.min_frames:
                 logits[:, self.eos] = float("-inf")
             tokens = sample_next(logits, cfg, history, generator)
@@ -200,8 +208,10 @@ class ValleAR(nn.Module):
             step_x = self.audio_embedding(feed)[:, None]
             step_pos = next_pos[:, None].clone()
             next_pos = next_pos + 1
-            mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype, device=device)], dim=1)
-            all_x, all_pos = torch.cat([all_x, step_x], 1), torch.cat([all_pos, step_pos], 1)
+            if static is None:
+                mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype, device=device)], dim=1)
+            if not cfg.use_cache:
+                all_x, all_pos = torch.cat([all_x, step_x], 1), torch.cat([all_pos, step_pos], 1)
         return [torch.tensor(o_, dtype=torch.long) for o_ in out]
 
 
