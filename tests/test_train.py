@@ -421,7 +421,7 @@ def test_tiny_codec_loss_falls(wav_dir, tmp_path):
     assert np.mean(mel[-3:]) < 0.8 * mel[0], mel
 
 
-def test_resume_reproduces_uninterrupted_losses(wav_dir, tmp_path):
+def test_resume_reproduces_uninterrupted_losses(wav_dir, tmp_path, capsys):
     common = ["--steps=6", "--disc_start_step=2", "--eval_every=1000", "--save_every=1000", "--export_every=1000"]
     assert main(_cli_args(wav_dir, tmp_path / "full", *common)) == 0
     assert main(_cli_args(wav_dir, tmp_path / "split", *common, "--stop_at=3")) == 0
@@ -435,6 +435,12 @@ def test_resume_reproduces_uninterrupted_losses(wav_dir, tmp_path):
     with pytest.raises(ConfigError, match="no saved state"):
         train(load_config(TINY, [f"--data.root={wav_dir}", f"--out_dir={tmp_path / 'empty'}", "--resume=latest",
                                  "--log_with=none"]))
+    # F13 (tts-adversarial-3): a state that does not fit the configured model is one line, not torch's traceback
+    capsys.readouterr()
+    assert main(_cli_args(wav_dir, tmp_path / "split", "--steps=8", "--disc_start_step=2", "--resume",
+                          "--model.overrides.hidden_size=48")) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line or "Traceback" in line]
+    assert len(err) == 1 and "the saved state does not fit the model now configured" in err[0], err
 
 
 def test_max_minutes_stops_saves_exports_and_resumes(wav_dir, tmp_path, capsys):

@@ -404,3 +404,23 @@ def test_valle_sampling_does_not_depend_on_the_batch(run):
     for r, a in zip(reqs, together):
         alone = synthesizer.synthesize([r], gen)[0]
         assert len(alone) == len(a) and np.allclose(alone, a, atol=1e-5)
+
+
+def test_a_moved_codec_is_found_by_its_recorded_name_or_named_with_codec(run, tmp_path, capsys):
+    """F18 (tts-adversarial-3): an export whose recorded codec path is gone (another machine, a moved venv)
+    loads the codec by its recorded name when that works; else one line that says to give --codec, which
+    then works (the identity is still checked)."""
+    moved = tmp_path / "moved"
+    shutil.copytree(run["export"], moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["codec"].update(name_or_path=str(tmp_path / "gone"), name=str(run["codec"]))
+    (moved / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "o.wav"
+    argv = ["--model", str(moved), "--text", text(3), "--prompt-audio", str(wav(1)), "--prompt-text", text(1),
+            "--out", str(out), "--max-seconds-per-phoneme", "0.03"]
+    assert synth(capsys, *argv)[0] == 0 and out.is_file()
+    config["codec"]["name"] = "gone-too"
+    (moved / "config.json").write_text(json.dumps(config))
+    rc, _, err = synth(capsys, *argv)
+    assert rc == 2 and "synthesize --codec PATH" in one_error_line(err) and "gone-too" in err
+    assert synth(capsys, *argv, "--codec", str(run["codec"]))[0] == 0

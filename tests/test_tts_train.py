@@ -301,7 +301,79 @@ def test_time_box_and_steps_are_checked_as_train_codec_does(sample, tmp_path, ca
     from tts.cli import train_main
 
     _, tokens = sample
-    assert train_main(["valle", "--data", str(tokens), "--out", str(tmp_path / "r"), "--log_with=none", flag]) == 2
+    quick = ["--steps=2", "--data.max_tokens=1200", "--data.valid_utterances=2", "--sample_every=0",
+             *[f"--overrides.{k}={v}" for k, v in TINY_MODEL.items()]]  # short even where the check is missing
+    assert train_main(["valle", "--data", str(tokens), "--out", str(tmp_path / "r"), "--log_with=none", *quick,
+                       flag]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "r").exists()
+
+
+def test_train_tts_bad_out_config_and_full_disk_are_one_line(sample, tmp_path, capsys, monkeypatch):
+    """F13 (tts-adversarial-3): --out an existing file or a path under a file, a --config whose YAML is a list,
+    a full disk while writing the state (safetensors' own exception): one line each, no traceback."""
+    from safetensors import SafetensorError
+
+    from tts.cli import train_main
+
+    _, tokens = sample
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    flags = ["--data", str(tokens), "--steps", "2", "--log_with=none", "--data.max_tokens=1200",
+             "--data.valid_utterances=2", "--save_every=2", "--eval_every=100", "--sample_every=0",
+             *[f"--overrides.{k}={v}" for k, v in TINY_MODEL.items()]]
+    cases = [(["--out", str(tmp_path / "file")], "is a file, not a folder", 2),
+             (["--out", str(tmp_path / "file" / "run")], "is a file, not a folder", 2),
+             (["--out", str(tmp_path / "r"), "--config", str(tmp_path / "list.yaml")], "must be a YAML mapping", 2)]
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    import accelerate
+
+    for argv, needle, code in cases:
+        assert train_main(["valle", *flags, *argv]) == code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+    monkeypatch.setattr(accelerate.Accelerator, "save_state", full)
+    assert train_main(["valle", *flags, "--out", str(tmp_path / "full")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("train-tts: error: disk full writing") and "state/step-2" in err[-1]
+
+
+def test_resumed_log_has_each_step_once_and_a_state_that_does_not_fit_is_one_line(sample, tmp_path):
+    """F19: after a kill, the resumed run repeats the steps after its state: log.jsonl keeps one row per step.
+    F13: a state that does not fit the configured model (saved without a run identity, by an older version)
+    is one line, not torch's size-mismatch traceback."""
+    from tokenizer.errors import ConfigError
+
+    _, tokens = sample
+    run = tmp_path / "run"
+    train(quick_config(tokens, run, steps=4, save_every=2, eval_every=100))
+    shutil.rmtree(run / "state" / "step-4")  # as if killed after step 4 was logged, before its state
+    (run / "final").rename(tmp_path / "old-final")
+    train(quick_config(tokens, run, steps=4, save_every=2, eval_every=100, resume="latest"))
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
+    assert [r["step"] for r in rows if "valid/ar/loss" in r] == [4]
+    trainer = run / "state" / "step-4" / "trainer.json"
+    saved = json.loads(trainer.read_text())
+    saved.pop("run")
+    trainer.write_text(json.dumps(saved))
+    (run / "run.json").unlink()
+    with pytest.raises(ConfigError, match="the saved state does not fit the model now configured"):
+        train(quick_config(tokens, run, steps=6, save_every=2, resume="latest",
+                           overrides={**TINY_MODEL, "hidden_size": 64}))
+
+
+def test_a_diverged_run_stops_without_writing_its_weights(sample, tmp_path):
+    """F20: with a learning rate far too high, every step after the first is non-finite; after
+    `nonfinite_patience` of them in a row the run stops with one line, and writes no state and no export of the
+    broken weights."""
+    _, tokens = sample
+    run = tmp_path / "run"
+    with pytest.raises(TTSError, match=r"steps \d+\.\.\d+: 3 non-finite steps in a row"):
+        train(quick_config(tokens, run, steps=8, save_every=8, eval_every=100,
+                           optim={"lr": 1e30, "warmup_steps": 0}))
+    assert not (run / "final").exists() and not (run / "state").exists()

@@ -8,9 +8,12 @@ ignored), the newest `keep` states kept; exports (`save_pretrained` directories)
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 from tokenizer.errors import ConfigError
 
@@ -42,11 +45,28 @@ def load_state(accelerator, state: Path) -> dict:
     return json.loads((state / "trainer.json").read_text())
 
 
+@contextlib.contextmanager
+def disk_errors(path: str | Path) -> Iterator[None]:
+    """Turn a full disk reported by a library as its own exception (safetensors' `SafetensorError: ... No
+    space left on device`) into the `OSError` ENOSPC that `run_cli` reports in one line, naming `path`."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - SafetensorError derives from Exception only
+        text = str(exc)
+        for code, needle in ((errno.ENOSPC, "No space left on device"), (errno.EDQUOT, "Disk quota exceeded")):
+            if needle in text:
+                raise OSError(code, needle, str(path)) from None
+        raise
+
+
 def save_state(accelerator, out_dir: str | Path, step: int, keep: int, extra: dict | None = None) -> Path:
     """Write `state/step-<step>` on every rank (accelerate gathers what it needs), `trainer.json` on the
     main process, then delete all but the newest `keep` finished states. Returns the state directory."""
     state_dir = Path(out_dir) / "state" / f"step-{step}"
-    accelerator.save_state(str(state_dir))
+    with disk_errors(state_dir):
+        accelerator.save_state(str(state_dir))
     if accelerator.is_main_process:
         (state_dir / "trainer.json").write_text(json.dumps({"step": step, **(extra or {})}))
         old = sorted((Path(out_dir) / "state").glob("step-*"), key=_step_of)

@@ -1,20 +1,25 @@
 """The start and the end of a training run, the same for every trainer.
 
-`begin_run` resumes from `cfg.resume` ("latest" or a state directory), writes `config.yaml` and starts the
-trackers; `past_deadline` tells every process at once that `max_minutes` has run out; `print_summary` prints
+`begin_run` resumes from `cfg.resume` ("latest" or a state directory; a state that does not fit the model
+is one line, and `log.jsonl` loses the rows of the steps the resumed run repeats), writes `config.yaml` and
+starts the trackers; `past_deadline` tells every process at once that `max_minutes` has run out; `print_summary` prints
 what a run did when it ends. A trainer's config needs `out_dir`, `steps`, `stop_at`, `resume` and `log_with`;
 its result is a `TrainResult` (or a subclass that adds fields).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from tokenizer.errors import ConfigError
 
 from .checkpointing import load_state, resolve_resume
 from .config import dump_config, to_dict
@@ -56,9 +61,16 @@ def begin_run(accelerator, cfg: Any, project: str) -> RunStart:
     saved: dict = {}
     if cfg.resume:
         state = resolve_resume(out, cfg.resume)
-        saved = load_state(accelerator, state)
+        try:
+            saved = load_state(accelerator, state)
+        except (RuntimeError, KeyError, ValueError) as exc:  # torch's size mismatch / missing keys: 100 lines
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"--resume from {state}: the saved state does not fit the model now configured "
+                              f"({first[:200]}): resume with the settings it was started with (preset, "
+                              f"model overrides)") from None
         if main:
             logger.info("resumed from %s (step %d)", state, saved["step"])
+            trim_log(out / "log.jsonl", saved["step"])
     if main:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out / "config.yaml")
@@ -67,6 +79,28 @@ def begin_run(accelerator, cfg: Any, project: str) -> RunStart:
     writer = accelerator.get_tracker("tensorboard", unwrap=True) if main and cfg.log_with == "tensorboard" else None
     return RunStart(start=saved.get("step", 0), end=min(cfg.steps, cfg.stop_at or cfg.steps), saved=saved,
                     writer=writer)
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Drop the rows of `log.jsonl` after `step` (written before a kill by steps the resumed run repeats), so
+    the log holds each step once."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if _row_step(line) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+        logger.info("%s: dropped %d rows of steps after %d (repeated by this resumed run)", path,
+                    len(lines) - len(kept), step)
+
+
+def _row_step(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError, TypeError):
+        return 0.0  # a line cut short by the kill: kept as it is (json readers skip it)
 
 
 def past_deadline(accelerator, deadline: float | None) -> bool:

@@ -24,15 +24,27 @@ def load_codec(record: dict, source: str | None = None, where: str = "the model"
     """A `CodecTokenizer` equal to the recorded codec (loaded from `source` when given); TTSError when it
     cannot be loaded or differs in config hash or weights digest."""
 
-    source = source or record.get("name_or_path") or record.get("name")
-    if not source:
+    # the recorded path may be another machine's or a moved folder: the recorded name (a built-in codec) next
+    explicit = bool(source)
+    candidates = [source] if source else list(dict.fromkeys(
+        str(c) for c in (record.get("name_or_path"), record.get("name")) if c))
+    if not candidates:
         raise TTSError(f"{where} records no codec name to load it from")
-    try:
-        tok = AutoCodecTokenizer.from_pretrained(source)
-        if record.get("fsq_levels") is not None and hasattr(tok, "set_quantization"):
-            tok.set_quantization(levels=int(record["fsq_levels"]), stages=int(record.get("fsq_stages") or 1))
-    except CodecError as exc:
-        raise TTSError(f"cannot load the codec {source!r} that {where} was trained on: {exc}") from None
+    tok, errors = None, []
+    for source in candidates:
+        try:
+            tok = AutoCodecTokenizer.from_pretrained(source)
+            if record.get("fsq_levels") is not None and hasattr(tok, "set_quantization"):
+                tok.set_quantization(levels=int(record["fsq_levels"]), stages=int(record.get("fsq_stages") or 1))
+            break
+        except CodecError as exc:
+            errors.append(str(exc))
+    if tok is None:
+        tried = " or ".join(repr(c) for c in candidates)
+        raise TTSError(f"cannot load the codec {tried} that {where} was trained on: {errors[0]}"
+                       + ("" if explicit else " (moved or made elsewhere? give its folder: synthesize --codec PATH)"))
+    if source != candidates[0]:
+        logger.info("%s: codec %r not found; loaded the recorded name %r", where, candidates[0], source)
     ours = tok.identity()
     key = tokens_mismatch({**record, "model_type": record.get("model_type", ours["model_type"])}, ours)
     if key is not None:

@@ -23,6 +23,7 @@ weights digest, K, codebook size, rates) and the phoneme vocabulary, plus `phone
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -45,7 +46,7 @@ from data_prep.text.vocab import PhonemeVocab
 from tokenizer.errors import ConfigError
 from tokenizer.loading import quiet_progress_bars
 from tokenizer.identity import IDENTITY_KEYS, tokens_mismatch
-from training.checkpointing import due, latest_state, resolve_resume, save_state
+from training.checkpointing import disk_errors, due, latest_state, resolve_resume, save_state
 from training.config import build, check_max_minutes, merge, parse_overrides
 from training.schedule import lr_scale
 from training.run import TrainResult as RunResult, begin_run, past_deadline
@@ -117,10 +118,11 @@ class TrainConfig:
     export_every: int = 0                           # 0: export at the end only
     sample_every: int = 1000                        # 0: never
     log_with: str = "tensorboard"                   # tensorboard | none
+    nonfinite_patience: int = 3                     # stop after this many non-finite steps in a row (not fp16)
 
     def __post_init__(self):
         """Refuse what would run nothing or without a limit while claiming one (as train-codec does)."""
-        for key in ("steps", "log_every", "eval_every", "save_every", "keep_states"):
+        for key in ("steps", "log_every", "eval_every", "save_every", "keep_states", "nonfinite_patience"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be >= 1")
         for key in ("export_every", "sample_every"):
@@ -142,7 +144,11 @@ def load_train_config(model: str, preset: str, path: str | None = None,
     values = merge({"model": model, "preset": preset}, module.TRAIN_PRESETS[preset])
     if path is not None:
         try:
-            values = merge(values, yaml.safe_load(Path(path).read_text()) or {})
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"config {path} must be a YAML mapping (section: values), got a "
+                                  f"{type(loaded).__name__}")
+            values = merge(values, loaded)
         except OSError as exc:
             raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
@@ -238,14 +244,26 @@ def check_run_folder(cfg: TrainConfig, identity: dict) -> Path | None:
     folder that already holds one, or a `--resume` whose model, preset, codec, vocabulary or data differ from
     those saved with the state (or in `<out>/run.json`). Returns the state to resume from (None: fresh)."""
     out = Path(cfg.out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a run folder")
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--out {out}: {parent} is a file, not a folder")
+            break
     if not cfg.resume:
         found = [name for name in RUN_CONTENTS if (out / name).exists()]
         if found:
             how = ("continue it with --resume" if latest_state(out) is not None
                    else "it saved no state to resume: remove the folder")
             raise ConfigError(f"--out {out} already holds a run ({', '.join(found)}): {how}, or give another --out")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
         return None
     state = resolve_resume(out, cfg.resume)
     saved = json.loads((state / "trainer.json").read_text()).get("run")
@@ -387,6 +405,7 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
     history, logs, t0 = [], {}, time.time()
     t_log, last_logged, tokens = t0, start, 0
     export_dir = state_dir = None
+    streak = 0  # non-finite steps in a row
     sums, counts = defaultdict(float), defaultdict(int)
     bar = tqdm(range(start, end), initial=start, total=end, disable=not main, desc="train", dynamic_ncols=True)
 
@@ -417,10 +436,17 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
         if done < end and past_deadline(accelerator, deadline):
             logger.info("max_minutes=%g reached at step %d: saving and exporting", cfg.max_minutes, done)
             end = done
+        streak = streak + 1 if skipped else 0
         if skipped:
             nonfinite += 1
             logger.warning("step %d: loss %s, gradient norm %s: not finite, update skipped (%d so far)",
                            done, float(loss.detach()), float(norm), nonfinite)
+            if accelerator.scaler is None and streak >= cfg.nonfinite_patience:
+                # skipped steps leave the weights as they were: these weights give non-finite losses batch after
+                # batch (diverged, e.g. a learning rate far too high); writing them would export a broken model
+                raise TTSError(f"steps {done - streak + 1}..{done}: {streak} non-finite steps in a row: the model "
+                               f"has diverged; stopped without writing a state or an export (the last state: "
+                               f"{state_dir or latest_state(out)}); lower optim.lr or raise optim.warmup_steps")
         else:
             for k, v in output.metrics.items():
                 sums[k] += v
@@ -500,7 +526,7 @@ def export(model, directory: Path) -> Path:
     partial, old = directory.with_name(f".{directory.name}.partial"), directory.with_name(f".{directory.name}.old")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    with quiet_progress_bars():
+    with quiet_progress_bars(), disk_errors(partial):
         model.save_pretrained(str(partial), safe_serialization=True)
     if model.config.phoneme_tokens:
         PhonemeVocab(model.config.phoneme_tokens).save(partial)

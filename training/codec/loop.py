@@ -21,7 +21,8 @@ Reproducibility and resume: the learning rate is a pure function of the step, cr
 (seed, step, micro-batch, rank), and torch's global generator is re-seeded from (seed, step) at every step
 (identically on every rank, so random choices inside the model such as quantizer dropout agree across
 processes). A run resumed from `<out>/state/step-N` therefore continues exactly like an uninterrupted one.
-`log.jsonl` is appended to (after resuming from an earlier state, a step's last row is the valid one).
+`log.jsonl` is appended to; a resumed run first drops the rows of the steps after its state, which it
+repeats (`training.run.trim_log`), so each step has one row.
 The state directory is written by `accelerate.save_state`: weights as safetensors, optimizer, scaler and
 RNG states as torch files that `load_state` reads with `weights_only=True`. Resume only from states you
 wrote. Exported models (`<out>/export/step-N`, `<out>/final`) are `save_pretrained` directories.
