@@ -4,7 +4,8 @@ Why hand-written: transformers' generic forward costs far more than the arithmet
 a CPU. Each call rebuilds the causal mask, re-enters the output-capturing decorators and grows a
 `DynamicCache` by concatenation (every layer's keys and values copied at every step), and the `small`
 AR spent ~28 ms per step for ~50 MFLOP of work (issue 28). This module runs the same modules (the
-backbone's own projections, norms, MLPs and rotary table, so the weights and numerics are transformers')
+backbone's own projection weights, norm weights and rotary table, with the norms and the SiLU MLP written
+out as the same functional calls, so the weights and numerics are transformers')
 through a loop that writes each step's keys and values in place into buffers allocated once, and attends
 with `scaled_dot_product_attention` over the filled part.
 
@@ -27,6 +28,12 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
 
 
+def _linear(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`module(x)` without the module-call machinery for a plain nn.Linear (a quantized one is called)."""
+    weight = module.weight
+    return F.linear(x, weight, module.bias) if isinstance(weight, torch.Tensor) else module(x)
+
+
 class StaticCacheDecoder:
     """See the module docstring. backbone: a transformers `LlamaModel` (eval mode)."""
 
@@ -43,6 +50,7 @@ class StaticCacheDecoder:
         self.values = torch.zeros(shape, dtype=p.dtype, device=p.device)
         self.valid = torch.zeros(batch, capacity, dtype=torch.bool, device=p.device)
         self.length = 0
+        self.silu_mlp = cfg.hidden_act == "silu"
 
     def _layers(self, h: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Run every layer on h (B, T, D) at cache slots [length, length + T); mask: (B, 1, T, length + T)."""
@@ -54,10 +62,10 @@ class StaticCacheDecoder:
         cos, sin = cos[:, None], sin[:, None]
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
-            x = layer.input_layernorm(h)
-            q = attn.q_proj(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
-            k = attn.k_proj(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = attn.v_proj(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+            x = self._norm(layer.input_layernorm, h)
+            q = _linear(attn.q_proj, x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
+            k = _linear(attn.k_proj, x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = _linear(attn.v_proj, x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
             self.keys[i, :, :, start:end] = k
@@ -67,10 +75,20 @@ class StaticCacheDecoder:
                 keys = keys.repeat_interleave(self.heads // self.kv_heads, dim=1)
                 values = values.repeat_interleave(self.heads // self.kv_heads, dim=1)
             o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale)
-            h = h + attn.o_proj(o.transpose(1, 2).reshape(B, T, -1))
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
+            h = h + _linear(attn.o_proj, o.transpose(1, 2).reshape(B, T, -1))
+            x = self._norm(layer.post_attention_layernorm, h)
+            if self.silu_mlp:
+                mlp = layer.mlp
+                h = h + _linear(mlp.down_proj, F.silu(_linear(mlp.gate_proj, x)) * _linear(mlp.up_proj, x))
+            else:
+                h = h + layer.mlp(x)
         self.length = end
-        return self.backbone.norm(h[:, -1])
+        return self._norm(self.backbone.norm, h[:, -1])
+
+    @staticmethod
+    def _norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """transformers' LlamaRMSNorm through `F.rms_norm` (the same result, one kernel call)."""
+        return F.rms_norm(x, x.shape[-1:], norm.weight, norm.variance_epsilon)
 
     @torch.no_grad()
     def prefill(self, x: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
