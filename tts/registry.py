@@ -3,6 +3,7 @@ on first use. `load_model(export_dir)` opens any registered model's `save_pretra
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -46,3 +47,14 @@ def load_model(export_dir: str | Path):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TTSError(f"cannot load TTS model {export_dir}: {first}") from None
     return model.eval()
+
+
+def export_digest(export_dir: str | Path) -> str:
+    """Digest (16 hex digits) of a TTS export's `config.json` and `model.safetensors` bytes: which model made
+    an output (recorded beside it by `synthesize`, read by `evaluate-tts`) or started a run (`init_from`)."""
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        with open(Path(export_dir) / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]

@@ -39,7 +39,7 @@ from tokenizer.audio import load_mono
 from .codec import load_codec
 from .errors import TTSError
 from .generation import GenerationConfig
-from .registry import load_model
+from .registry import export_digest, load_model
 from .text import TextFrontend
 
 logger = logging.getLogger(__name__)
@@ -100,17 +100,6 @@ class SynthesisOutput:
 def sha256_hex(data: bytes) -> str:
     """sha256 of `data`, 16 hex digits (the length of the project's other digests)."""
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-def export_digest(export_dir: str | Path) -> str:
-    """Digest (16 hex digits) of a TTS export's `config.json` and `model.safetensors` bytes: which model made
-    an output, recorded beside it and by `evaluate-tts`."""
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        with open(Path(export_dir) / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
 
 
 def write_output(path: str | Path, output: SynthesisOutput, req: Request) -> Path:

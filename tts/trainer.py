@@ -14,7 +14,13 @@ decay, as VALL-E), torch's global generator is re-seeded from (seed, step) befor
 NAR stage drawn per step), batches come from (seed, step). A run resumed from `<out>/state/step-N`
 (`--resume`, after a kill -9 included) therefore logs the same losses as an uninterrupted one.
 
-Outputs under `out_dir`: `config.yaml`, `log.jsonl` (one row per logged step, validation rows of their
+One run per folder: `run.json` (and every state) records the run's identity (`run_identity`: model, preset,
+overrides, start, codec, vocabulary, data); a fresh run into a folder that holds a run, or a `--resume` with
+another identity, is refused in one line naming what differs. Exports are written beside their folder and
+renamed into place; a resume that finds the schedule done re-exports a missing or cut-short `final`. After
+`nonfinite_patience` non-finite steps in a row (fp16's scaler aside) the run stops without writing anything.
+
+Outputs under `out_dir`: `run.json`, `config.yaml`, `log.jsonl` (one row per logged step, validation rows of their
 own), TensorBoard events (losses, validation loss and top-10 accuracy per codebook, synthesized validation
 sentences as audio), `state/step-N` (resumable), `samples/step-N/*.wav`, and exports (`final`,
 `export/step-N`): `save_pretrained` directories whose config records the codec (name, config hash,
@@ -56,7 +62,7 @@ from .codec import load_codec as load_recorded_codec
 from .data import TokenBatches, TTSCorpus, check_codec_identity, fixed_batches
 from .errors import TTSError
 from .generation import GenerationConfig
-from .registry import get_model_module, load_model
+from .registry import export_digest, get_model_module, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -209,11 +215,14 @@ def _digest(value) -> str:
 
 
 def run_identity(cfg: TrainConfig, corpus: TTSCorpus) -> dict:
-    """What makes a run folder one run: the model type, preset and overrides, the export it started from, the
+    """What makes a run folder one run: the model type, preset and overrides, the export it started from (its
+    digest, so another path to the same export is the same start), the
     codec record of its tokens, the phoneme vocabulary (digest) and the data (the folders as given, for the
     reader, and a digest of the training and validation utterances' ids and lengths, which is what is
     compared, so a corpus moved elsewhere is the same data). Saved in `<out>/run.json` and in every state."""
-    return {"model": cfg.model, "preset": cfg.preset, "overrides": dict(cfg.overrides), "init_from": cfg.init_from,
+    start = Path(cfg.init_from) if cfg.init_from else None
+    start = export_digest(start) if start and (start / "model.safetensors").is_file() else cfg.init_from
+    return {"model": cfg.model, "preset": cfg.preset, "overrides": dict(cfg.overrides), "init_from": start,
             "codec": {k: corpus.codec.get(k) for k in (*IDENTITY_KEYS, "num_quantizers", "codebook_size")},
             "vocabulary": _digest(list(corpus.vocab.tokens)),
             "data": {"dirs": [str(Path(d).resolve()) for d in corpus.dirs],
