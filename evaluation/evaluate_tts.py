@@ -224,6 +224,10 @@ def read_manifest(path: str | Path) -> list[ReferenceItem]:
             raise CodecError(f"{path}:{n}: duplicate id {row['id']!r}")
         seen.add(str(row["id"]))
 
+        for key in ("reference_audio", "prompt_audio"):
+            if row.get(key) is not None and not isinstance(row[key], str):
+                raise CodecError(f"{path}:{n}: {key} must be a string (a file path), got {row[key]!r}")
+
         def resolve(key: str) -> Path | None:
             value = row.get(key)
             if not value:
@@ -491,6 +495,15 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
+    if args.max_utterances is not None and args.max_utterances < 1:
+        raise CodecError(f"--max-utterances must be >= 1 (or left out), got {args.max_utterances}")
+    if args.num_examples < 0:
+        raise CodecError(f"--num-examples must be >= 0, got {args.num_examples}")
+    for parent in (args.out, *args.out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise CodecError(f"--out {args.out}: {parent} is a file, not a folder")
+            break
     items = read_manifest(args.reference)[: args.max_utterances]
     if not args.generated.is_dir():
         raise CodecError(f"--generated {args.generated} is not a directory")

@@ -805,3 +805,30 @@ def test_evaluate_tts_too_short_or_silent_clips_have_no_speaker_or_quality_score
     assert float(rows["silent"]["wer"]) == 1.0
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["metrics"]["spk_sim_prompt"]["n"] == 0 and summary["metrics"]["wer"]["n"] == 2
+
+
+def test_evaluate_tts_bad_options_and_fields_are_one_line(tmp_path, capsys):
+    """F13 / F9-like values for evaluate-tts (tts-adversarial-3 classes): --max-utterances 0 or -1 (which
+    silently dropped the last line), a negative --num-examples, --out a file or under one, an audio field that
+    is not a string: one line each, before any backend is loaded."""
+    from evaluation.evaluate_tts import main
+
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    (tmp_path / "file").write_text("x")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "text": "hello"}) + "\n")
+    base = ["--generated", str(gen), "--reference", str(manifest)]
+    cases = [(["--out", str(tmp_path / "r"), "--max-utterances", "-1"], "--max-utterances must be >= 1"),
+             (["--out", str(tmp_path / "r"), "--max-utterances", "0"], "--max-utterances must be >= 1"),
+             (["--out", str(tmp_path / "r"), "--num-examples", "-2"], "--num-examples must be >= 0"),
+             (["--out", str(tmp_path / "file")], "is a file, not a folder"),
+             (["--out", str(tmp_path / "file" / "r")], "is a file, not a folder")]
+    for argv, needle in cases:
+        capsys.readouterr()
+        assert main([*base, *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], (argv, err)
+    manifest.write_text(json.dumps({"id": "a", "text": "hello", "reference_audio": 5}) + "\n")
+    assert main([*base, "--out", str(tmp_path / "r")]) == 2
+    assert "reference_audio must be a string" in capsys.readouterr().err

@@ -350,7 +350,17 @@ def test_more_bad_inputs_are_one_line_errors_before_synthesis(run, tmp_path, cap
                                     "prompt_text": text(1)}) + "\n")
     rc, _, err = synth(capsys, "--model", export, "--manifest", str(manifest), "--out-dir", str(tmp_path / "file"))
     assert rc == 2 and "is a file, not a folder" in one_error_line(err)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.wav", "m.jsonl"]
+    # neither the prompt (single mode) nor the manifest (named skipped.jsonl in --out-dir) is written over
+    shutil.copy(wav(1), tmp_path / "p.wav")
+    rc, _, err = synth(capsys, "--model", export, "--text", text(3), "--prompt-audio", str(tmp_path / "p.wav"),
+                       "--prompt-text", text(1), "--out", str(tmp_path / "p.wav"))
+    assert rc == 2 and "is the prompt audio: not overwritten" in one_error_line(err)
+    assert (tmp_path / "p.wav").read_bytes() == wav(1).read_bytes()
+    manifest.rename(tmp_path / "skipped.jsonl")
+    rc, _, err = synth(capsys, "--model", export, "--manifest", str(tmp_path / "skipped.jsonl"), "--out-dir",
+                       str(tmp_path))
+    assert rc == 2 and "is the skipped.jsonl this run writes" in one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.wav", "p.wav", "skipped.jsonl"]
 
 
 def test_text_longer_than_the_context_is_refused_naming_the_id(run, tmp_path, capsys):

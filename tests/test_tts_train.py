@@ -248,6 +248,8 @@ def test_a_run_folder_is_one_run(sample, tmp_path, capsys):
     cases = [({"data": {"dirs": [str(other_codec)]}}, "codec tokens_digest was"),
              ({"overrides": {**TINY_MODEL, "hidden_size": 64}}, "overrides was"),
              ({"data": {"valid_utterances": 3}}, "validation split differs"),
+             ({"seed": 1}, "seed was 0, now 1"),
+             ({"data": {"max_tokens": 1500, "dirs": [str(tokens)]}}, "batches was"),
              ({"data": {"max_tokens": 1200, "dirs": [str(tokens)]}, "preset": "small"}, "preset was 'tiny', now 'small'")]
     for change, needle in cases:
         with pytest.raises(ConfigError, match=needle):
@@ -294,7 +296,14 @@ def test_final_export_is_atomic_and_repaired_on_resume(sample, tmp_path, capsys)
                                           ("--max_minutes=nan", "max_minutes=nan must be > 0"),
                                           ("--max_minutes=-1", "max_minutes=-1.0 must be > 0"),
                                           ("--steps=-3", "steps=-3 must be >= 1"),
-                                          ("--steps=0", "steps=0 must be >= 1")])
+                                          ("--steps=0", "steps=0 must be >= 1"),
+                                          ("--optim.lr=nan", "optim.lr=nan must be a number > 0"),
+                                          ("--optim.lr=-1", "optim.lr=-1.0 must be"),
+                                          ("--optim.schedule=wobbly", "optim.schedule='wobbly' must be one of"),
+                                          ("--data.prompt_seconds=0", "data.prompt_seconds=0.0 must be"),
+                                          ("--data.max_seconds=0", "data.max_seconds=0.0 must be > 0"),
+                                          ("--samples.prompt_seconds=nan", "samples.prompt_seconds=nan must be"),
+                                          ("--nonfinite_patience=0", "nonfinite_patience=0 must be >= 1")])
 def test_time_box_and_steps_are_checked_as_train_codec_does(sample, tmp_path, capsys, flag, needle):
     """F9, F16 (tts-adversarial-3): max_minutes 0 / NaN / negative and steps <= 0 are refused in one line,
     before anything is written (train-codec refuses the same values)."""

@@ -282,6 +282,8 @@ def _synthesize(argv) -> int:
     gen = model_generation_config(synth.model, gen, speed=args.speed, steps_per_level=args.steps_per_level)
     sr = synth.sampling_rate
     if single:
+        if Path(args.out).resolve() == Path(args.prompt_audio).resolve():
+            raise TTSError(f"--out {args.out} is the prompt audio: not overwritten; give another file name")
         req = Request(args.text, args.prompt_audio, args.prompt_text, args.mode, Path(args.out).stem)
         output = synth.synthesize_outputs([req], [synth.prepare(req, args.prompt_seconds)], gen)[0]
         write_output(args.out, output, req)
@@ -292,6 +294,8 @@ def _synthesize(argv) -> int:
 
     manifest = Path(args.manifest).expanduser()
     out_dir = Path(args.out_dir)
+    if manifest.resolve() == (out_dir / "skipped.jsonl").resolve():  # e.g. re-running the lines skipped before
+        raise TTSError(f"--manifest {manifest} is the skipped.jsonl this run writes in --out-dir: copy it elsewhere")
     requests, bad = read_requests(manifest, args.mode, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ready = []

@@ -54,7 +54,7 @@ from tokenizer.loading import quiet_progress_bars
 from tokenizer.identity import IDENTITY_KEYS, tokens_mismatch
 from training.checkpointing import disk_errors, due, latest_state, resolve_resume, save_state
 from training.config import build, check_max_minutes, merge, parse_overrides
-from training.schedule import lr_scale
+from training.schedule import SCHEDULES, lr_scale
 from training.run import TrainResult as RunResult, begin_run, past_deadline
 from training.tracking import append_jsonl
 
@@ -137,6 +137,27 @@ class TrainConfig:
         if self.stop_at is not None and self.stop_at < 1:
             raise ConfigError(f"stop_at={self.stop_at} must be >= 1 (or unset)")
         check_max_minutes(self.max_minutes)
+        o, d, sm = self.optim, self.data, self.samples
+        # each written "not good" so that NaN, which fails every comparison, is refused too
+        checks = [("optim.lr", o.lr, 0 < o.lr < math.inf, "a number > 0"),
+                  ("optim.weight_decay", o.weight_decay, 0 <= o.weight_decay < math.inf, "a number >= 0"),
+                  ("optim.grad_clip", o.grad_clip, 0 <= o.grad_clip < math.inf, "a number >= 0 (0: off)"),
+                  ("optim.min_lr_ratio", o.min_lr_ratio, 0 <= o.min_lr_ratio <= 1, "in [0, 1]"),
+                  ("optim.warmup_steps", o.warmup_steps, o.warmup_steps >= 0, ">= 0"),
+                  ("optim.betas", o.betas, len(o.betas) == 2 and all(0 <= float(b) < 1 for b in o.betas),
+                   "two numbers in [0, 1)"),
+                  ("optim.schedule", o.schedule, o.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+                  ("data.max_tokens", d.max_tokens, d.max_tokens >= 1, ">= 1"),
+                  ("data.prompt_seconds", d.prompt_seconds, 0 < d.prompt_seconds < math.inf, "a number > 0"),
+                  ("data.max_seconds", d.max_seconds, d.max_seconds > 0, "> 0 (inf: no limit)"),
+                  ("data.valid_utterances", d.valid_utterances, d.valid_utterances >= 0, ">= 0"),
+                  ("samples.num", sm.num, sm.num >= 0, ">= 0"),
+                  ("samples.prompt_seconds", sm.prompt_seconds, 0 < sm.prompt_seconds < math.inf, "a number > 0"),
+                  ("samples.max_seconds_per_phoneme", sm.max_seconds_per_phoneme,
+                   0 < sm.max_seconds_per_phoneme < math.inf, "a number > 0")]
+        for key, value, ok, what in checks:
+            if not ok:
+                raise ConfigError(f"{key}={value!r} must be {what}")
 
 
 def load_train_config(model: str, preset: str, path: str | None = None,
@@ -216,13 +237,17 @@ def _digest(value) -> str:
 
 def run_identity(cfg: TrainConfig, corpus: TTSCorpus) -> dict:
     """What makes a run folder one run: the model type, preset and overrides, the export it started from (its
-    digest, so another path to the same export is the same start), the
+    digest, so another path to the same export is the same start), the stage, the seed and what makes a batch,
+    the
     codec record of its tokens, the phoneme vocabulary (digest) and the data (the folders as given, for the
     reader, and a digest of the training and validation utterances' ids and lengths, which is what is
     compared, so a corpus moved elsewhere is the same data). Saved in `<out>/run.json` and in every state."""
     start = Path(cfg.init_from) if cfg.init_from else None
     start = export_digest(start) if start and (start / "model.safetensors").is_file() else cfg.init_from
     return {"model": cfg.model, "preset": cfg.preset, "overrides": dict(cfg.overrides), "init_from": start,
+            "stage": cfg.stage, "seed": cfg.seed,
+            "batches": {"max_tokens": cfg.data.max_tokens, "prompt": cfg.data.prompt,
+                        "prompt_seconds": cfg.data.prompt_seconds},
             "codec": {k: corpus.codec.get(k) for k in (*IDENTITY_KEYS, "num_quantizers", "codebook_size")},
             "vocabulary": _digest(list(corpus.vocab.tokens)),
             "data": {"dirs": [str(Path(d).resolve()) for d in corpus.dirs],
@@ -233,8 +258,8 @@ def run_identity(cfg: TrainConfig, corpus: TTSCorpus) -> dict:
 def run_difference(saved: dict, now: dict) -> str | None:
     """None when `now` continues the run `saved` (`run_identity`); else what differs, in words. The codec may
     differ by its decoder only (`tokenizer.identity`: the same tokens)."""
-    for key in ("model", "preset", "overrides", "init_from", "vocabulary"):
-        if saved.get(key) != now.get(key):
+    for key in ("model", "preset", "overrides", "init_from", "stage", "seed", "batches", "vocabulary"):
+        if key in saved and saved.get(key) != now.get(key):
             return f"{key} was {saved.get(key)!r}, now {now.get(key)!r}"
     a, b = saved.get("codec") or {}, now.get("codec") or {}
     for key in (tokens_mismatch(a, b), "num_quantizers", "codebook_size"):
@@ -387,7 +412,7 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
     corpus = corpus or TTSCorpus.load(cfg.data.dirs, cfg.data.valid_utterances, cfg.data.valid_speakers)
     fr = corpus.frame_rate
     max_prompt = max(1, round(cfg.data.prompt_seconds * fr))
-    if cfg.data.max_seconds:
+    if cfg.data.max_seconds < math.inf:
         corpus.train = [u for u in corpus.train if u.num_frames <= cfg.data.max_seconds * fr]
     batches = TokenBatches(corpus.train, cfg.data.max_tokens, cfg.seed, cfg.data.prompt, max_prompt,
                            rank=accelerator.process_index, world_size=accelerator.num_processes,
