@@ -158,6 +158,8 @@ class SynthesisRecord:
     prompt_input_samples: int
     model_digest: str | None = None  # the TTS export that made the WAV (records before it: None)
     audio_sha256: str | None = None  # the WAV's bytes when the record was written (records before it: None)
+    text: str | None = None  # what the model was asked to say
+    at_context: bool = False  # the generation filled the model's context (the speech may be cut)
 
     @property
     def prompt_input_seconds(self) -> float:
@@ -181,7 +183,9 @@ def read_synthesis_record(wav: Path) -> SynthesisRecord | None:
         record = SynthesisRecord(str(row["mode"]), int(row["sampling_rate"]), int(row["prompt_samples"]),
                                  int(row["prompt_input_samples"]),
                                  str(model["digest"]) if isinstance(model, dict) and model.get("digest") else None,
-                                 str(row["audio_sha256"]) if row.get("audio_sha256") else None)
+                                 str(row["audio_sha256"]) if row.get("audio_sha256") else None,
+                                 row["text"] if isinstance(row.get("text"), str) else None,
+                                 bool(row.get("at_context")))
     except (ValueError, KeyError, TypeError) as exc:  # not JSON / not UTF-8, a field missing or not a number
         raise CodecError(f"synthesis record {path} is malformed ({type(exc).__name__}: {exc}); expected what "
                          f"`synthesize` writes") from None
@@ -328,6 +332,10 @@ class Scorers:
                                "prompt_s": record.prompt_input_seconds if record else None,
                                "scored_s": len(generated) / sr}
         notes = []
+        if record and record.text is not None and record.text != item.text:
+            notes.append(f"synthesized from another text ({record.text[:60]!r}) than the reference")
+        if record and record.at_context:
+            notes.append("generation filled the model's context: the speech may be cut")
         if self.asr:
             hyp = self.asr.transcribe(audio, sr)
             row.update(hypothesis=hyp, wer=wer(item.text, hyp, language=self.language),

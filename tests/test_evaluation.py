@@ -753,10 +753,13 @@ def test_evaluate_tts_rows_are_recomputed_when_what_they_were_computed_from_chan
     # records from two exports: the summary and results.md say the scores mix systems
     for name, digest in (("a", "model-one"), ("b", "model-two")):
         record = {"mode": "cross-sentence", "sampling_rate": SR, "prompt_samples": 0, "prompt_input_samples": SR,
-                  "model": {"path": "x", "digest": digest}}
+                  "model": {"path": "x", "digest": digest}, "text": "one one" if name == "a" else "other words",
+                  "at_context": name == "b"}
         (gen / f"{name}.wav.json").write_text(json.dumps(record))
     computed, rows, summary = evaluate(lines)
     assert computed == 2 and rows["a"]["model"] == "model-one" and rows["a"]["audio_sha256"]
+    assert rows["a"]["note"] == "" and "synthesized from another text ('other words')" in rows["b"]["note"]
+    assert "filled the model's context" in rows["b"]["note"]
     assert summary["models"] == {"model-one": 1, "model-two": 1}
     assert "Mixed systems" in (tmp_path / "r" / "results.md").read_text()
     # a record whose audio digest is not the WAV's (the WAV was replaced afterwards) is not taken as its record

@@ -268,7 +268,7 @@ def test_manifest_continuation_uses_the_reference_audio(run, tmp_path, capsys, m
                       "num_samples": len(audio), "prompt_samples": prompt_frames * 320,
                       "prompt_seconds": prompt_frames / 50, "prompt_audio": str(wav(5).resolve()),
                       "prompt_input_samples": prompt_frames * 320, "prompt_input_seconds": prompt_frames * 320 / 16000,
-                      "text": text(5), "prompt_text": None, "audio_sha256": record["audio_sha256"],
+                      "text": text(5), "prompt_text": None, "audio_sha256": record["audio_sha256"], "at_context": False,
                       "model": {"path": str(run["export"].resolve()), "digest": record["model"]["digest"]}}
     assert prompt_frames == 51
     from evaluation import evaluate_tts
@@ -375,6 +375,12 @@ def test_text_longer_than_the_context_is_refused_naming_the_id(run, tmp_path, ca
     with pytest.raises(TTSError, match=r"text of \d+ phonemes needs at least \d+ frames .* split it"):
         synthesizer.prepare(req)
     synthesizer.prepare(Request(text(3), wav(1), text(1)))  # a sentence fits
+    # a text that fits at 20 phonemes/s but whose generation fills the context: said in the log and the record
+    synthesizer.model.config.max_frames = 275 + 40  # 40 frames after the 5.5 s prompt
+    short = Request("Hello there.", wav(1), text(1), id="hello")
+    gen = GenerationConfig(do_sample=False, max_seconds_per_phoneme=2.0)
+    (output,) = synthesizer.synthesize_outputs([short], [synthesizer.prepare(short)], gen)
+    assert output.at_context and output.record(short)["at_context"] is True
     long_text = " ".join([text(3)] * 60)  # ~2,000 phonemes: more than 4096 frames at 2.5 frames per phoneme
     lines = [{"id": "long", "text": long_text, "prompt_audio": str(wav(1)), "prompt_text": text(1)},
              {"id": "short", "text": text(3), "prompt_audio": str(wav(1)), "prompt_text": text(1)}]

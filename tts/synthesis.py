@@ -83,6 +83,7 @@ class SynthesisOutput:
     prompt_samples: int
     prompt_input_samples: int
     model: dict | None = None  # {"path", "digest"} of the export that made it (`export_digest`)
+    at_context: bool = False  # generation filled the model's whole context (the speech may be cut)
 
     def record(self, req: Request, audio_sha256: str | None = None) -> dict:
         """The JSON record `write_output` puts beside the WAV (what `evaluate-tts` needs to score it, and the
@@ -94,7 +95,7 @@ class SynthesisOutput:
                 "prompt_input_samples": self.prompt_input_samples,
                 "prompt_input_seconds": self.prompt_input_samples / self.sampling_rate,
                 "text": req.text, "prompt_text": req.prompt_text, "model": self.model,
-                "audio_sha256": audio_sha256}
+                "at_context": self.at_context, "audio_sha256": audio_sha256}
 
 
 def sha256_hex(data: bytes) -> str:
@@ -221,6 +222,12 @@ class Synthesizer:
                 audio = self.codec.batch_decode(full[None])[0]
             # The decoder gives the same number of samples per frame, so the prompt's frames end here exactly.
             prompt_samples = p.codes.shape[-1] * len(audio) // full.shape[-1] if continuation else 0
+            room = self.model.frames_available(p.codes.shape[-1])
+            at_context = new.shape[-1] >= room
+            if at_context:  # VALL-E ran out of context before its end; MobileSpeech's durations were cut to fit
+                logger.warning("%s: %d frames, the whole context the model has after the prompt: the speech may "
+                               "be cut short or hurried (split the text into shorter sentences)",
+                               req.id or "output", new.shape[-1])
             out.append(SynthesisOutput(audio, sr, req.mode, prompt_samples, p.prompt_input_samples,
-                                       self.model_record))
+                                       self.model_record, at_context))
         return out
