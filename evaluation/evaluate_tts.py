@@ -23,11 +23,12 @@ Synthesis record (`<generated>/<id>.wav.json`, written by `synthesize` beside ev
      "num_samples": 131200, "prompt_samples": 48000, "prompt_seconds": 3.0, "prompt_input_samples": 48000,
      "prompt_input_seconds": 3.0, "prompt_audio": "/data/LibriTTS/.../1089_134686_000001.wav",
      "text": "He hoped ...", "prompt_text": null, "model": {"path": "/runs/valle/final", "digest": "9f2c..."},
-     "audio_sha256": "41d0..."}
+     "at_context": false, "audio_sha256": "41d0..."}
 
 (evaluate-tts reads `mode`, `sampling_rate`, `prompt_samples`, `prompt_input_samples`, the model digest and
 `audio_sha256`, the sha256 of the WAV's bytes: a record whose digest is not its WAV's is not that WAV's record
-and the clip is reported as `skipped`; the rest is for the reader.)
+and the clip is reported as `skipped`; a `text` other than the reference's and `at_context` (the generation
+filled the model's context, so the speech may be cut) are noted in the row; the rest is for the reader.)
 
 - `mode`: `continuation` (the output is the prompt's codec resynthesis, `prompt_samples` long = the prompt's
   frames / frame rate, followed by the generated rest; the model was given the first `prompt_input_samples`
