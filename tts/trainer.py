@@ -273,7 +273,7 @@ def run_difference(saved: dict, now: dict) -> str | None:
     return None
 
 
-def check_run_folder(cfg: TrainConfig, identity: dict) -> Path | None:
+def check_run_folder(cfg: TrainConfig, identity: dict | None) -> Path | None:
     """Refuse (ConfigError, one line) a run that would mix with another in `cfg.out_dir`: a fresh run into a
     folder that already holds one, or a `--resume` whose model, preset, codec, vocabulary or data differ from
     those saved with the state (or in `<out>/run.json`). Returns the state to resume from (None: fresh)."""
@@ -409,6 +409,8 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
     main, device = accelerator.is_main_process, accelerator.device
 
     # ---- data and model
+    if not cfg.resume:
+        check_run_folder(cfg, None)  # a fresh run into another run's folder: refused before reading the corpus
     corpus = corpus or TTSCorpus.load(cfg.data.dirs, cfg.data.valid_utterances, cfg.data.valid_speakers)
     fr = corpus.frame_rate
     max_prompt = max(1, round(cfg.data.prompt_seconds * fr))
@@ -419,7 +421,8 @@ def train(cfg: TrainConfig, model=None, corpus: TTSCorpus | None = None) -> Trai
                            word_boundary_id=corpus.vocab.index[" "])
     valid = fixed_batches(corpus.valid, cfg.data.max_tokens, max_prompt, cfg.seed) if corpus.valid else []
     identity = run_identity(cfg, corpus)
-    check_run_folder(cfg, identity)  # before the model is built and a state loaded into it
+    if cfg.resume:
+        check_run_folder(cfg, identity)  # before the model is built and a state loaded into it
     accelerator.wait_for_everyone()  # every process has looked before the main one writes into the folder
     if model is None:
         model = init_model(cfg, corpus) if cfg.init_from else build_model(cfg, corpus)
