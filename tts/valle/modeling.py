@@ -392,7 +392,7 @@ class ValleModel(TTSModel):
         say (bounds the length: `config.max_frames`). Batched: items of any lengths go through together.
         """
         cfg = config or GenerationConfig()
-        device = self.ar.head.weight.device
+        device = self.ar.audio_embedding.weight.device
         phon = [torch.as_tensor(p, dtype=torch.long, device=device) for p in phonemes]
         prm = [torch.as_tensor(p, dtype=torch.long, device=device) for p in prompts]
         for i, p in enumerate(prm):
