@@ -35,7 +35,7 @@ import numpy as np
 
 from data_prep.text.normalize import is_english, normalize_text
 from tokenizer.audio import resample
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 from .deps import load_hf, require
 
 ASR_SR = 16000

@@ -67,6 +67,7 @@ utterances, means / std of the rest), `results.md`, `histograms.png` and `spectr
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import hashlib
 import json
@@ -82,8 +83,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tokenizer.audio import load_mono, resample
-from tokenizer.cli import run_cli
-from tokenizer.errors import AudioError, CodecError
+from tokenizer.utils.cli import run_cli
+from tokenizer.utils.errors import AudioError, CodecError
 from .asr import ASRBackend, cer, get_asr, normaliser_digest, package_versions, wer
 from .metrics import UTMOSPredictor, dnsmos
 from .report import (ResultStore, column_header, describe, fmt, fmt_stat, markdown_table, plot_histograms,
@@ -525,7 +526,12 @@ def _main(argv: list[str] | None) -> int:
     scorers = Scorers.from_args(args)
     columns = scorers.columns()
     protocol = scorers.protocol()
-    (args.out / "spectrograms").mkdir(parents=True, exist_ok=True)
+    try:
+        (args.out / "spectrograms").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only mount, no permission (a full disk is run_cli's "disk full" line)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise CodecError(f"--out {args.out}: cannot write there ({exc.strerror or exc})") from None
     store = ResultStore(args.out / "per_utterance.csv", columns + ["note"], key=("id",), text_columns=TEXT_COLUMNS)
     required = [c for c in columns if c not in OPTIONAL_COLUMNS and c != "model"]
 

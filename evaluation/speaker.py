@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from tokenizer.audio import resample
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 from .asr import hf_protocol, package_versions
 from .deps import load_hf, require
 

@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from tokenizer.audio import load_audio, load_mono, prepare_audio
-from tokenizer.errors import AudioError
+from tokenizer.utils.errors import AudioError
 
 SR = 16000
 

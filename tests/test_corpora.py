@@ -20,7 +20,7 @@ from data_prep.errors import CorpusError
 from data_prep.sample_corpus import SAMPLE_ROOT
 from data_prep.text.normalize import normalize_text
 from tokenizer.audio import load_audio
-from tokenizer.errors import AudioError, CodecError
+from tokenizer.utils.errors import AudioError, CodecError
 
 SR = 16000
 NOT_UTF8 = "caf\xe9 au lait".encode("latin-1")

@@ -4,7 +4,7 @@ level-by-level decoding (schedule, speed, batched == one at a time, seeded), bad
 import pytest
 import torch
 
-from tokenizer.errors import CodecError, ConfigError
+from tokenizer.utils.errors import CodecError, ConfigError
 from tts.data import collate
 from tts.errors import TTSError
 from tts.generation import GenerationConfig

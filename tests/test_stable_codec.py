@@ -18,7 +18,7 @@ from tokenizer import AutoCodecConfig, AutoCodecTokenizer, CodecError, ConfigErr
 from tokenizer.codecs.stable_codec import StableCodecConfig, StableCodecModel, StableCodecTokenizer
 from tokenizer.codecs.stable_codec.convert import convert_stable_codec, main as convert_main
 from tokenizer.losses import MultiScaleSpectralLoss
-from tokenizer.modules.masking import length_mask, zero_past_lengths
+from tokenizer.utils.masking import length_mask, zero_past_lengths
 from tokenizer.modules.transformer import dense_attention, local_attention
 from tokenizer.quantizers.fsq import FiniteScalarQuantizer
 

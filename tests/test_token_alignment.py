@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from evaluation.token_alignment import aligned_token_accuracy, dtw_path, latents
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 
 needs_librosa = pytest.mark.skipif(importlib.util.find_spec("librosa") is None,
                                    reason="DTW uses librosa (the eval extra)")

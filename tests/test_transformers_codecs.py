@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from tokenizer import AutoCodecTokenizer, CodecEncoding
-from tokenizer.errors import CodecError, ConfigError
+from tokenizer.utils.errors import CodecError, ConfigError
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.usefixtures("one_thread")

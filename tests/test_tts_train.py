@@ -231,7 +231,7 @@ def test_a_run_folder_is_one_run(sample, tmp_path, capsys):
     """F4, F5 (tts-adversarial-3): `--resume` with another codec's tokens, another preset, model or data is
     refused in one line naming what differs (before any weights are loaded); a fresh run into a folder that
     holds a run is refused; the same settings resume."""
-    from tokenizer.errors import ConfigError
+    from tokenizer.utils.errors import ConfigError
     from tts.cli import train_main
 
     _, tokens = sample
@@ -355,7 +355,7 @@ def test_resumed_log_has_each_step_once_and_a_state_that_does_not_fit_is_one_lin
     """F19: after a kill, the resumed run repeats the steps after its state: log.jsonl keeps one row per step.
     F13: a state that does not fit the configured model (saved without a run identity, by an older version)
     is one line, not torch's size-mismatch traceback."""
-    from tokenizer.errors import ConfigError
+    from tokenizer.utils.errors import ConfigError
 
     _, tokens = sample
     run = tmp_path / "run"

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from tokenizer.errors import ConfigError
+from tokenizer.utils.errors import ConfigError
 
 
 def _step_of(path: Path) -> int:

@@ -18,7 +18,7 @@ from typing import Any, Union
 
 import yaml
 
-from tokenizer.errors import ConfigError
+from tokenizer.utils.errors import ConfigError
 
 
 def get_dotted(obj: Any, key: str) -> Any:

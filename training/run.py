@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from tokenizer.errors import ConfigError
+from tokenizer.utils.errors import ConfigError
 
 from .checkpointing import load_state, resolve_resume
 from .config import dump_config, to_dict

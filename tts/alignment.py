@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from monotonic_alignment_search import maximum_path
 from torch import nn
 
-from tokenizer.modules.masking import length_mask
+from tokenizer.utils.masking import length_mask
 
 # Masked log-likelihoods: finite, because CTC's backward turns -inf inputs into NaN gradients.
 NEG = -1e4

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from tokenizer.auto import AutoCodecTokenizer
-from tokenizer.errors import CodecError
+from tokenizer.utils.errors import CodecError
 from tokenizer.identity import tokens_mismatch
 
 from .errors import TTSError

@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 from transformers import PreTrainedConfig, PreTrainedModel
 
-from tokenizer.errors import ConfigError
+from tokenizer.utils.errors import ConfigError
 
 from .errors import TTSError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from tokenizer.loading import quiet_progress_bars
+from tokenizer.utils.cli import quiet_progress_bars
 
 from .errors import TTSError
 

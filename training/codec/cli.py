@@ -16,8 +16,8 @@ import argparse
 import yaml
 
 from data_prep.corpora import Utterance, get_corpus
-from tokenizer.cli import run_cli
-from tokenizer.errors import ConfigError
+from tokenizer.utils.cli import run_cli
+from tokenizer.utils.errors import ConfigError
 
 from ..run import print_summary
 from .config import DataConfig, load_config

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-from tokenizer.errors import ConfigError
+from tokenizer.utils.errors import ConfigError
 
 from .. import config as _config
 from ..config import check_max_minutes, dump_config, get_dotted, merge, parse_overrides  # noqa: F401  (re-exported)

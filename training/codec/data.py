@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from tokenizer.audio import audio_info, load_mono
-from tokenizer.errors import AudioError, ConfigError
+from tokenizer.utils.errors import AudioError, ConfigError
 
 from .config import DataConfig
 

@@ -50,7 +50,7 @@ from data_prep.corpora import Utterance
 from evaluation import metrics
 from evaluation.collapse import collapse_reason, symbols_changed
 from tokenizer.auto import AutoCodecConfig, AutoCodecTokenizer
-from tokenizer.errors import ConfigError
+from tokenizer.utils.errors import ConfigError
 from tokenizer.registry import get_codec_spec
 
 from ..checkpointing import due, resolve_resume, save_state

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokenizer.errors import ConfigError
+from tokenizer.utils.errors import ConfigError
 from tokenizer.losses import MultiScaleSpectralLoss, flat_float
 from tokenizer.modules.spectral import mel_filters, stft_magnitude
 from .config import LossConfig

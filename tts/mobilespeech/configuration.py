@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from tokenizer.errors import ConfigError
+from tokenizer.utils.errors import ConfigError
 
 from ..layers import UNIT_SCALE
 from ..model import TTSConfig

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokenizer.errors import CodecError, ConfigError
-from tokenizer.modules.masking import length_mask
+from tokenizer.utils.errors import CodecError, ConfigError
+from tokenizer.utils.masking import length_mask
 
 from ..alignment import (AlignmentModule, beta_binomial_prior, forward_sum_loss, hard_alignment,
                          length_regulate, prefix_alignment, round_durations)
