@@ -835,3 +835,38 @@ def test_evaluate_tts_bad_options_and_fields_are_one_line(tmp_path, capsys):
     manifest.write_text(json.dumps({"id": "a", "text": "hello", "reference_audio": 5}) + "\n")
     assert main([*base, "--out", str(tmp_path / "r")]) == 2
     assert "reference_audio must be a string" in capsys.readouterr().err
+
+
+def test_evaluate_tts_unwritable_out_is_one_line(tmp_path, capsys, monkeypatch):
+    """F13: --out on a read-only mount is one line (was an OSError traceback)."""
+    import errno
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from evaluation import evaluate_tts
+    from evaluation.asr import ASRBackend
+
+    class NoASR(ASRBackend):
+        name = "none"
+
+        def transcribe(self, audio, sampling_rate):
+            return ""
+
+    monkeypatch.setattr(evaluate_tts, "get_asr", lambda spec, language: NoASR())
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    sf.write(gen / "a.wav", np.zeros(SR, np.float32), SR)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "a", "text": "hello"}) + "\n")
+    mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if "ro" in self.parts:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    assert evaluate_tts.main(["--generated", str(gen), "--reference", str(tmp_path / "m.jsonl"), "--out",
+                              str(tmp_path / "ro"), "--metrics", "wer"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write there (Read-only file system)" in err[0]

@@ -440,3 +440,29 @@ def test_a_moved_codec_is_found_by_its_recorded_name_or_named_with_codec(run, tm
     rc, _, err = synth(capsys, *argv)
     assert rc == 2 and "synthesize --codec PATH" in one_error_line(err) and "gone-too" in err
     assert synth(capsys, *argv, "--codec", str(run["codec"]))[0] == 0
+
+
+def test_an_unwritable_output_folder_is_one_line_before_synthesis(run, tmp_path, capsys, monkeypatch):
+    """F13: a read-only mount (EROFS, which root cannot write either) under --out, --out-dir or train-tts --out
+    is one line before any model runs, not an OSError traceback after synthesis or training."""
+    import errno
+    import tempfile
+
+    from tts.cli import train_main
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    base = ["--model", str(run["export"]), "--text", text(3), "--prompt-audio", str(wav(1)), "--prompt-text", text(1)]
+    rc, _, err = synth(capsys, *base, "--out", str(tmp_path / "ro" / "o.wav"))
+    assert rc == 2 and "cannot write in" in one_error_line(err) and "Read-only file system" in err
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "text": text(3), "prompt_audio": str(wav(1)),
+                                    "prompt_text": text(1)}) + "\n")
+    rc, _, err = synth(capsys, "--model", str(run["export"]), "--manifest", str(manifest), "--out-dir",
+                       str(tmp_path / "ro2"))
+    assert rc == 2 and "--out-dir" in one_error_line(err) and "Read-only" in err
+    assert train_main(["valle", "--data", str(run["tokens"]), "--out", str(tmp_path / "ro3"), "--log_with=none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and "Read-only file system" in err[0]

@@ -27,12 +27,12 @@ import math
 import sys
 from pathlib import Path
 
-from tokenizer.cli import run_cli
-from tokenizer.errors import CodecError
+from tokenizer.utils.cli import run_cli
+from tokenizer.utils.errors import CodecError
 from training.config import to_dict
 from training.run import print_summary
 
-from .errors import TTSError
+from .errors import TTSError, check_writable
 from .generation import GenerationConfig
 from .synthesis import Request, Synthesizer, write_output
 from .trainer import load_train_config, train
@@ -232,6 +232,10 @@ def check_outputs(out: str | None, out_dir: str | None) -> None:
             if not parent.is_dir():
                 raise TTSError(f"cannot write under {parent}: it is a file, not a folder")
             break
+    if out is not None:
+        check_writable(path.parent, f"--out {out}")
+    else:
+        check_writable(path, f"--out-dir {out_dir}")
 
 
 def check_device(device: str) -> None:

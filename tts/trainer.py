@@ -29,7 +29,6 @@ weights digest, K, codebook size, rates) and the phoneme vocabulary, plus `phone
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -49,8 +48,8 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import gather_object
 
 from data_prep.text.vocab import PhonemeVocab
-from tokenizer.errors import ConfigError
-from tokenizer.loading import quiet_progress_bars
+from tokenizer.utils.errors import ConfigError
+from tokenizer.utils.cli import quiet_progress_bars
 from tokenizer.identity import IDENTITY_KEYS, tokens_mismatch
 from training.checkpointing import disk_errors, due, latest_state, resolve_resume, save_state
 from training.config import build, check_max_minutes, merge, parse_overrides
@@ -60,7 +59,7 @@ from training.tracking import append_jsonl
 
 from .codec import load_codec as load_recorded_codec
 from .data import TokenBatches, TTSCorpus, check_codec_identity, fixed_batches
-from .errors import TTSError
+from .errors import TTSError, check_writable
 from .generation import GenerationConfig
 from .registry import export_digest, get_model_module, load_model
 
@@ -289,15 +288,7 @@ def check_run_folder(cfg: TrainConfig, identity: dict | None) -> Path | None:
             how = ("continue it with --resume" if latest_state(out) is not None
                    else "it saved no state to resume: remove the folder")
             raise ConfigError(f"--out {out} already holds a run ({', '.join(found)}): {how}, or give another --out")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            probe = out / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+        check_writable(out, f"--out {out}")
         return None
     state = resolve_resume(out, cfg.resume)
     saved = json.loads((state / "trainer.json").read_text()).get("run")
