@@ -166,6 +166,12 @@ def test_resumed_build_redoes_nothing(env):
         assert json.loads((result.out / "split.json").read_text())["counts"] == result.record["counts"]
         with pytest.raises(CorpusError, match="another options"):
             build_multivoice_corpus(result.out, seed=1, **options)
+        stray = result.out / ".cache" / "x" / "y"               # a folder the libritts reader would take for a subset
+        stray.mkdir(parents=True)
+        sf.write(stray / "a.wav", np.zeros(1600, np.float32), 16000)
+        with pytest.raises(CorpusError, match=r"sees subsets \['.cache'"):
+            build_multivoice_corpus(result.out, seed=0, **options)
+        shutil.rmtree(result.out / ".cache" / "x")
 
 
 def test_engine_that_writes_nothing_is_an_error(tmp_path, monkeypatch):

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from tokenizer.audio import audio_info, load_mono, resample
 from tokenizer.utils.errors import AudioError
 
+from ..corpora import get_corpus
 from ..errors import CorpusError
 from .engines import ENGINES, get_engine
 from .sources import Dropped, asterisk_clips, librispeech_clips, read_text_lines, sentence_pool
@@ -199,6 +200,9 @@ def build_multivoice_corpus(
     dropped: list[Dropped] = []
     real, protocol = [], None
     if real_root is not None:
+        if not Path(real_root).expanduser().is_dir():  # before loading Whisper for nothing
+            raise CorpusError(f"real-speech folder {real_root} does not exist or is not a folder (expected "
+                              "<speaker>-<chapter>-<utterance>.flac files; --no-real builds without)")
         transcriber = transcriber or WhisperSegments()
         protocol = transcriber.protocol() if hasattr(transcriber, "protocol") else {
             "name": getattr(transcriber, "name", type(transcriber).__name__)}
@@ -290,6 +294,10 @@ def build_multivoice_corpus(
         "notes": plan.notes,
         "utterances": utterances,
     })
+    seen = get_corpus("libritts", root=out).subsets
+    if sorted(seen) != sorted({i.subset for i in plan.items}):
+        raise CorpusError(f"the libritts reader sees subsets {seen} in {out}, not the {sorted(SUBSETS)} written: "
+                          "move the other folders out")
     _atomic_text(record_path, json.dumps(record, indent=1))
     _atomic_text(out / "ATTRIBUTION.md", ATTRIBUTION.strip())
     return BuildResult(out, record, written, reused)

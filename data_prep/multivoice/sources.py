@@ -176,9 +176,9 @@ def asterisk_clips(cache: Path, min_seconds: float, progress: bool = True
     if not shutil.which("ffmpeg"):
         raise CorpusError("the Asterisk prompts need ffmpeg for G.722 (apt-get install ffmpeg); "
                           "--no-asterisk builds without")
-    work = cache / "asterisk"
-    root = _fetch_asterisk(work)
-    wavs = work / "wav"
+    root = _fetch_asterisk(cache / "asterisk")
+    # One level under the cache, not two: `<cache>/<x>/<y>/*.wav` would look like a LibriTTS subset.
+    wavs = cache / "asterisk-wav"
     wavs.mkdir(parents=True, exist_ok=True)
     clips, kept, dropped = [], [], []
     for name, text in tqdm(sorted(prompt_texts(root / TEXTS).items()), desc="asterisk", unit="prompt",
