@@ -136,6 +136,9 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--num-quantizers", type=int, default=4)
     p.add_argument("--reference", default="language-codec", help="codec scored once as a horizontal line ('' = none)")
     p.add_argument("--out", default="docs/reports/language_codec_v3")
+    p.add_argument("--seconds-per-step", nargs="*", default=[], metavar="RUN=SECONDS",
+                   help="a run's uncontended s/step when its own log cannot tell (it shared its core for most of "
+                        "its time), e.g. a run of the same compute per step measured alone")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +163,9 @@ def _main(argv: list[str] | None) -> int:
             continue
         table, last = training_seconds(run / "log.jsonl")
         todo += [(run, step, path, table) for step, path in exports(run, last)]
-    speed = {run: typical_seconds_per_step(run / "log.jsonl") for run, *_ in todo}
+    given = dict(kv.split("=", 1) for kv in args.seconds_per_step)
+    speed = {run: float(given[run.name]) if run.name in given else typical_seconds_per_step(run / "log.jsonl")
+             for run, *_ in todo}
     for run, step, path, table in tqdm(todo, desc="exports", unit="export"):
         s = cached(str(path), path / "model.safetensors")
         curves.setdefault(run.name, []).append({"step": step, "hours": seconds_at(table, step) / 3600,
