@@ -53,8 +53,11 @@ scores saw). With `--asr-reference`, the ground-truth audio is transcribed too (
 the ASR itself sets.
 
 Provenance: every row records the sha256 of the WAV scored (`audio_sha256`), the TTS export that made it
-(`model`, from the record) and `provenance`, a digest of the WAV, its record, the reference text, the
-ground-truth and prompt files and the protocol; a re-run recomputes exactly the rows whose provenance changed.
+(`model`, from the record) and `provenance`, one digest per group of columns (`GROUP_COLUMNS`: base, WER,
+speaker similarity, quality) of what that group is computed from (the WAV, its record, the reference text,
+the ground-truth and prompt files as each group uses them, and its part of the protocol); a re-run recomputes
+exactly the groups whose provenance changed (another speaker model re-embeds without re-transcribing) and
+keeps nothing of a recomputed group's old values; `note_parts` holds each group's notes.
 summary.json records the protocol (`protocol`: each backend's name, settings, package versions and weight
 files with their sha256; the normaliser as a digest of its output on probe sentences; the thresholds) and the
 exports that made the clips (`models`; more than one is reported as mixed systems). A generated part shorter
@@ -99,11 +102,16 @@ STATS_COLUMNS = ["wer", "cer", "wer_reference", "spk_sim_prompt", "spk_sim_refer
 STATS_LABELS = {"wer": "WER (mean utt.) ↓", "cer": "CER (mean utt.) ↓", "wer_reference": "WER of ground truth ↓",
                 "spk_sim_prompt": "Sim. to prompt ↑", "spk_sim_reference": "Sim. to ground truth ↑"}
 TEXT_COLUMNS = ["text", "mode", "hypothesis", "reference_hypothesis", "wer_backend", "spk_backend", "note",
-                "audio_sha256", "model", "provenance"]
+                "audio_sha256", "model", "provenance", "note_parts"]
 # provenance of a row: which audio, record, text and reference files were scored with which protocol
-PROVENANCE_COLUMNS = ["audio_sha256", "model", "provenance"]
-# columns an utterance may lack (no prompt / ground truth given, no synthesis record): a row without them is done
-OPTIONAL_COLUMNS = ("spk_sim_prompt", "spk_sim_reference", "reference_hypothesis", "wer_reference", "prompt_s")
+# (`provenance`: a JSON object of one digest per group of columns; `note_parts`: the notes of each group)
+PROVENANCE_COLUMNS = ["audio_sha256", "model", "provenance", "note_parts"]
+# groups of columns computed together, each recomputed only when what it is computed from changed
+# ("base": what the file and its record say; cheap, redone with any other group)
+GROUP_COLUMNS = {"base": ["text", "duration_s", "mode", "prompt_s", "scored_s", "audio_sha256", "model"],
+                 "wer": ["hypothesis", "wer", "cer", "wer_backend", "reference_hypothesis", "wer_reference"],
+                 "spk": ["spk_sim_prompt", "spk_sim_reference", "spk_backend"],
+                 "quality": [*DNSMOS_COLUMNS, "utmos"]}
 MODES = ("cross-sentence", "continuation")
 NO_RECORD = "unknown (whole file)"
 # below this much generated audio (or below SILENCE_PEAK), speaker similarity and quality are undefined (NaN,
@@ -309,6 +317,25 @@ class Scorers:
                 "normaliser": {"digest": normaliser_digest(self.language)} if self.asr else None,
                 "min_scored_seconds": MIN_SCORED_SECONDS, "silence_peak": SILENCE_PEAK}
 
+    def groups(self) -> list[str]:
+        """The column groups (`GROUP_COLUMNS`) this run computes."""
+        return ["base", *(["wer"] if self.asr else []), *(["spk"] if self.speaker else []),
+                *(["quality"] if self.dnsmos or self.utmos else [])]
+
+    @staticmethod
+    def group_protocols(protocol: dict[str, Any]) -> dict[str, Any]:
+        """The part of `protocol` each group's numbers depend on."""
+        thresholds = {k: protocol[k] for k in ("min_scored_seconds", "silence_peak")}
+        return {"base": {}, "wer": {k: protocol[k] for k in ("asr", "asr_reference", "language", "normaliser")},
+                "spk": {"speaker": protocol["speaker"], **thresholds},
+                "quality": {"dnsmos": protocol["dnsmos"], "utmos": protocol["utmos"], **thresholds}}
+
+    def required(self, group: str) -> list[str]:
+        """Columns of `group` that a computed row always has (the others may be empty: no ground truth...)."""
+        return {"base": ["text", "duration_s", "mode", "scored_s", "audio_sha256"],
+                "wer": ["hypothesis", "wer", "cer", "wer_backend"], "spk": ["spk_backend"],
+                "quality": [*(DNSMOS_COLUMNS if self.dnsmos else []), *(["utmos"] if self.utmos else [])]}[group]
+
     def columns(self) -> list[str]:
         """Per-utterance CSV columns, in order."""
         columns = ["text", "duration_s", "mode", "prompt_s", "scored_s", *PROVENANCE_COLUMNS]
@@ -323,22 +350,23 @@ class Scorers:
             columns += ["utmos"]
         return columns
 
-    def score(self, item: ReferenceItem, audio: np.ndarray, sr: int,
-              record: SynthesisRecord | None = None) -> dict[str, Any]:
-        """One CSV row for the generated clip `audio` (T,) at `sr` Hz of `item`, made as `record` says
-        (None: whole file; module docstring). A prompt or ground-truth file that cannot be read leaves its
-        columns empty, with the reason in `note`."""
+    def score(self, item: ReferenceItem, audio: np.ndarray, sr: int, record: SynthesisRecord | None = None,
+              groups: list[str] | None = None) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """(row values, notes per group) for the generated clip `audio` (T,) at `sr` Hz of `item`, made as
+        `record` says (None: whole file; module docstring), for `groups` (default: all of this run's). A
+        prompt or ground-truth file that cannot be read leaves its columns empty, with the reason noted."""
+        groups = self.groups() if groups is None else groups
         generated = audio[record.prompt_end(sr):] if record else audio
         row: dict[str, Any] = {"id": item.id, "text": item.text, "duration_s": len(audio) / sr,
                                "mode": record.mode if record else NO_RECORD,
                                "prompt_s": record.prompt_input_seconds if record else None,
                                "scored_s": len(generated) / sr}
-        notes = []
+        notes: dict[str, list[str]] = {g: [] for g in groups}
         if record and record.text is not None and record.text != item.text:
-            notes.append(f"synthesized from another text ({record.text[:60]!r}) than the reference")
+            notes["base"].append(f"synthesized from another text ({record.text[:60]!r}) than the reference")
         if record and record.at_context:
-            notes.append("generation filled the model's context: the speech may be cut")
-        if self.asr:
+            notes["base"].append("generation filled the model's context: the speech may be cut")
+        if "wer" in groups:
             hyp = self.asr.transcribe(audio, sr)
             row.update(hypothesis=hyp, wer=wer(item.text, hyp, language=self.language),
                        cer=cer(item.text, hyp, language=self.language), wer_backend=self.asr.name)
@@ -348,40 +376,40 @@ class Scorers:
                     row.update(reference_hypothesis=ref_hyp, wer_reference=wer(item.text, ref_hyp,
                                                                                language=self.language))
                 except AudioError as exc:
-                    notes.append(f"ground truth not transcribed: {exc}")
+                    notes["wer"].append(f"ground truth not transcribed: {exc}")
         unscorable = too_short_or_silent(generated, sr)
-        if unscorable and (self.speaker or self.dnsmos or self.utmos):
-            notes.append(f"generated audio {unscorable}: no speaker similarity or quality score")
-            row.update({c: math.nan for c in self.columns() if c in ("spk_sim_prompt", "spk_sim_reference",
-                                                                     "utmos", *DNSMOS_COLUMNS)})
-            if self.speaker:
-                row["spk_backend"] = self.speaker.name
-        elif self.speaker:
+        if "spk" in groups:
             row["spk_backend"] = self.speaker.name
-            for key, path, rate, span in speaker_references(item, record):
+            if unscorable:
+                notes["spk"].append(f"generated audio {unscorable}: no speaker similarity")
+                row.update(spk_sim_prompt=math.nan, spk_sim_reference=math.nan)
+            for key, path, rate, span in [] if unscorable else speaker_references(item, record):
                 what = key.split("_")[-1]
                 if path is None:
-                    notes.append(f"no {what} audio")
+                    notes["spk"].append(f"no {what} audio")
                     continue
                 try:
                     other, other_sr = load_mono(path, rate)
                 except AudioError as exc:
-                    notes.append(f"{what} audio unreadable: {exc}")
+                    notes["spk"].append(f"{what} audio unreadable: {exc}")
                     continue
                 if other[span].size == 0:
-                    notes.append(f"{what} audio has nothing after the {record.prompt_input_seconds:.2f} s prompt")
+                    notes["spk"].append(f"{what} audio has nothing after the {record.prompt_input_seconds:.2f} s "
+                                        f"prompt")
                     continue
                 if too_short_or_silent(other[span], other_sr):
-                    notes.append(f"{what} audio {too_short_or_silent(other[span], other_sr)}: no similarity")
+                    notes["spk"].append(f"{what} audio {too_short_or_silent(other[span], other_sr)}: no similarity")
                     row[key] = math.nan
                     continue
                 row[key] = self.speaker.similarity(generated, other[span], sr, other_sr)
-        if self.dnsmos and not unscorable:
-            row.update(dnsmos(generated, sr))
-        if self.utmos and not unscorable:
-            row["utmos"] = self.utmos(generated, sr)
-        row["note"] = "; ".join(notes) or None
-        return row
+        if "quality" in groups:
+            if unscorable:
+                notes["quality"].append(f"generated audio {unscorable}: no quality score")
+            if self.dnsmos:
+                row.update(dnsmos(generated, sr) if not unscorable else dict.fromkeys(DNSMOS_COLUMNS, math.nan))
+            if self.utmos:
+                row["utmos"] = self.utmos(generated, sr) if not unscorable else math.nan
+        return row, notes
 
 
 def too_short_or_silent(audio: np.ndarray, sr: int) -> str | None:
@@ -423,7 +451,8 @@ def summarize(rows: list[dict], columns: list[str], args, scorers: Scorers, miss
         "scored_seconds": sum(r["scored_s"] for r in rows),
         "backends": {"asr": scorers.asr.name if scorers.asr else None,
                      "speaker": scorers.speaker.name if scorers.speaker else None},
-        "protocol": protocol if protocol is not None else scorers.protocol(),
+        "protocol": {**(protocol if protocol is not None else scorers.protocol()),
+                     "mode": dict(modes), "prompt_seconds": describe(r.get("prompt_s") for r in rows)},
         "models": dict(models),
         "stats_columns": stats_columns,
         "metrics": {c: describe(r.get(c) for r in rows) for c in stats_columns},
@@ -481,20 +510,60 @@ def plot_examples(out: Path, items: list[ReferenceItem], generated: Path) -> Non
                            for name, (a, s) in signals], 16000, out / "spectrograms" / f"{safe_name(it.id)}.png")
 
 
-def item_provenance(item: ReferenceItem, generated: Path, protocol: dict[str, Any]) -> str:
-    """Digest of everything a row of `item` is computed from: the generated WAV's bytes and its synthesis
-    record, the reference text, the ground-truth and prompt files (bytes), and the protocol. A saved row with
-    another provenance is recomputed (`per_utterance.csv` column `provenance`)."""
+def item_provenance(item: ReferenceItem, generated: Path, protocol: dict[str, Any]) -> dict[str, str]:
+    """Per column group, the digest of everything its numbers are computed from: the generated WAV's bytes
+    and its synthesis record; the reference text (base, WER); the ground-truth audio (speaker similarity, and
+    WER of the ground truth); the prompt audio (speaker similarity); that group's part of the protocol. A saved
+    group with another digest is recomputed (`per_utterance.csv` column `provenance`)."""
     wav = generated / f"{item.id}.wav"
-    return json_digest({"audio": file_digest(wav), "record": file_digest(wav.with_name(wav.name + ".json")),
-                        "text": item.text, "reference_audio": file_digest(item.reference_audio),
-                        "prompt_audio": file_digest(item.prompt_audio), "protocol": json_digest(protocol)})
+    common = {"audio": file_digest(wav), "record": file_digest(wav.with_name(wav.name + ".json"))}
+    reference, prompt = file_digest(item.reference_audio), file_digest(item.prompt_audio)
+    inputs = {"base": {"text": item.text}, "wer": {"text": item.text, "reference_audio": reference},
+              "spk": {"reference_audio": reference, "prompt_audio": prompt}, "quality": {}}
+    return {g: json_digest({**common, **inputs[g], "protocol": p})
+            for g, p in Scorers.group_protocols(protocol).items()}
+
+
+def _json_cell(value: Any) -> dict:
+    try:
+        parsed = json.loads(value) if isinstance(value, str) and value else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def stale_groups(row: dict[str, Any] | None, provenance: dict[str, str], scorers: Scorers) -> list[str]:
+    """This run's groups that `row` (None: no row) lacks or holds from other inputs or another protocol; "base"
+    with any other, since the base columns describe the file the other numbers were computed from."""
+    saved = _json_cell((row or {}).get("provenance"))
+    stale = [g for g in scorers.groups() if saved.get(g) != provenance[g]
+             or any(row.get(c) is None for c in scorers.required(g))]
+    return ["base", *[g for g in stale if g != "base"]] if stale else []
+
+
+def merged_row(store: ResultStore, old: dict[str, Any] | None, new: dict[str, Any], notes: dict[str, list[str]],
+               provenance: dict[str, str], groups: list[str]) -> dict[str, Any]:
+    """The whole row: the recomputed groups (`notes` keys) from `new`, this run's other `groups` as `old` had
+    them (still valid: their provenance is unchanged), nothing of a group this run does not compute (its
+    inputs changed unchecked). A recomputed group keeps nothing of its old values."""
+    old = old or {}
+    redone = set(notes)
+    owner = {c: g for g, cols in GROUP_COLUMNS.items() for c in cols}
+    row = {c: (new.get(c) if owner.get(c) in redone else old.get(c) if owner.get(c) in groups else None)
+           for c in store.columns}
+    row["id"] = new["id"]
+    parts = {g: v for g, v in _json_cell(old.get("note_parts")).items() if g in groups}
+    parts.update({g: notes[g] for g in redone})
+    kept = {g: v for g, v in _json_cell(old.get("provenance")).items() if g in groups}
+    row["provenance"] = json.dumps({**kept, **{g: provenance[g] for g in redone}}, sort_keys=True)
+    row["note_parts"] = json.dumps({g: parts[g] for g in GROUP_COLUMNS if parts.get(g)}, ensure_ascii=False)
+    row["note"] = "; ".join(n for g in GROUP_COLUMNS for n in parts.get(g, [])) or None
+    return row
 
 
 def replace_row(store: ResultStore, row: dict[str, Any]) -> None:
-    """Store `row` as the whole row of its id: a recomputed row keeps nothing of the row it replaces (which was
-    computed from other inputs), not even a column this computation leaves empty."""
-    store._rows.pop((str(row["id"]),), None)  # ResultStore.add would merge the old row's values in
+    """Store `row` as the whole row of its id (`ResultStore.add` would merge the old row's values in)."""
+    store._rows.pop((str(row["id"]),), None)
     store.add(row)
 
 
@@ -533,13 +602,12 @@ def _main(argv: list[str] | None) -> int:
             raise
         raise CodecError(f"--out {args.out}: cannot write there ({exc.strerror or exc})") from None
     store = ResultStore(args.out / "per_utterance.csv", columns + ["note"], key=("id",), text_columns=TEXT_COLUMNS)
-    required = [c for c in columns if c not in OPTIONAL_COLUMNS and c != "model"]
 
-    # A saved row is this run's only when it was computed from the same bytes with the same protocol.
+    # A saved number is this run's only when it was computed from the same bytes with the same protocol.
     provenance = {it.id: item_provenance(it, args.generated, protocol) for it in present}
+    stale = {it.id: stale_groups(store.get((it.id,)), provenance[it.id], scorers) for it in present}
     skipped: dict[str, str] = {}
-    todo = [it for it in present if not store.done((it.id,), required)
-            or store.get((it.id,)).get("provenance") != provenance[it.id]]
+    todo = [it for it in present if stale[it.id]]
     for it in tqdm(todo, desc="evaluate-tts", unit="utt"):
         wav = args.generated / f"{it.id}.wav"
         try:
@@ -552,9 +620,10 @@ def _main(argv: list[str] | None) -> int:
             skipped[it.id] = str(exc)
             logger.warning("skipping %s: %s", it.id, exc)
             continue
-        row = {**scorers.score(it, audio, sr, record), "audio_sha256": file_digest(wav),
-               "model": record.model_digest if record else None, "provenance": provenance[it.id]}
-        replace_row(store, {c: row.get(c) for c in store.columns})
+        values, notes = scorers.score(it, audio, sr, record, stale[it.id])
+        values.update(audio_sha256=file_digest(wav), model=record.model_digest if record else None)
+        replace_row(store, merged_row(store, store.get((it.id,)), values, notes, provenance[it.id],
+                                      scorers.groups()))
 
     scored = [it for it in present if it.id not in skipped]
     rows = [r for r in (store.get((it.id,)) for it in scored) if r is not None]
@@ -570,8 +639,10 @@ def _main(argv: list[str] | None) -> int:
     plot_examples(args.out, scored[: args.num_examples], args.generated)
 
     print(table)
-    print(f"{len(rows)} utterances ({len(todo) - len(skipped)} computed, {len(missing)} missing, "
-          f"{len(skipped)} unreadable) in {time.perf_counter() - started:.1f} s -> {args.out}")
+    redone = Counter(g for it in todo if it.id not in skipped for g in stale[it.id] if g != "base")
+    detail = ", ".join(f"{g} {redone[g]}" for g in scorers.groups() if g != "base")
+    print(f"{len(rows)} utterances ({len(todo) - len(skipped)} computed{': ' + detail if detail else ''}, "
+          f"{len(missing)} missing, {len(skipped)} unreadable) in {time.perf_counter() - started:.1f} s -> {args.out}")
     return 0
 
 

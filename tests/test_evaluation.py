@@ -870,3 +870,71 @@ def test_evaluate_tts_unwritable_out_is_one_line(tmp_path, capsys, monkeypatch):
                               str(tmp_path / "ro"), "--metrics", "wer"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot write there (Read-only file system)" in err[0]
+
+
+def test_evaluate_tts_recomputes_exactly_the_numbers_whose_inputs_changed(tmp_path, monkeypatch, capsys):
+    """Deliverable 2 of issue 31: the provenance is kept per group of columns (WER, speaker similarity,
+    quality), so another speaker backend re-embeds and does not re-transcribe, another reference text
+    re-transcribes and does not re-embed, another prompt file re-embeds only; the unchanged numbers stay."""
+    import soundfile as sf
+
+    from evaluation import evaluate_tts
+    from evaluation.asr import ASRBackend
+    from evaluation.speaker import SpeakerEncoder
+
+    calls = {"asr": 0, "embed": 0}
+
+    class CountingASR(ASRBackend):
+        name = "counting-asr"
+
+        def transcribe(self, audio, sampling_rate):
+            calls["asr"] += 1
+            return "one two"
+
+    class CountingEncoder(SpeakerEncoder):
+        def __init__(self, name):
+            self.name = name
+
+        def embed(self, audio, sampling_rate):
+            calls["embed"] += 1
+            return np.array([1.0, float(np.abs(audio).mean())])
+
+    speaker = {"encoder": CountingEncoder("enc-a")}
+    monkeypatch.setattr(evaluate_tts, "get_asr", lambda spec, language: CountingASR())
+    monkeypatch.setattr(evaluate_tts, "get_speaker_encoder", lambda spec: speaker["encoder"])
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    tone = 0.3 * np.sin(2 * np.pi * 200 * np.arange(SR) / SR)
+    for name in ("a", "b"):
+        sf.write(gen / f"{name}.wav", tone, SR)
+    sf.write(tmp_path / "p.wav", tone * 0.5, SR)
+    manifest = tmp_path / "m.jsonl"
+
+    def evaluate(texts):
+        manifest.write_text("".join(json.dumps({"id": i, "text": t, "prompt_audio": "p.wav"}) + "\n"
+                                    for i, t in zip("ab", texts)))
+        calls.update(asr=0, embed=0)
+        capsys.readouterr()
+        assert evaluate_tts.main(["--generated", str(gen), "--reference", str(manifest), "--out", str(tmp_path / "r"),
+                                  "--metrics", "wer", "spk_sim", "--num-examples", "0"]) == 0
+        rows = {r["id"]: r for r in _read_csv(tmp_path / "r" / "per_utterance.csv")}
+        return dict(calls), rows, capsys.readouterr().out
+
+    counted, rows, _ = evaluate(["one two", "one two"])
+    assert counted == {"asr": 2, "embed": 4} and float(rows["a"]["wer"]) == 0
+    assert evaluate(["one two", "one two"])[0] == {"asr": 0, "embed": 0}
+    speaker["encoder"] = CountingEncoder("enc-b")  # another speaker model: similarity only
+    counted, rows, out = evaluate(["one two", "one two"])
+    assert counted == {"asr": 0, "embed": 4} and rows["a"]["spk_backend"] == "enc-b" and float(rows["a"]["wer"]) == 0
+    assert "2 computed: wer 0, spk 2" in out
+    counted, rows, out = evaluate(["one two", "three"])  # b's text: its WER only
+    assert counted == {"asr": 1, "embed": 0} and float(rows["b"]["wer"]) == 2.0 and rows["b"]["text"] == "three"
+    assert rows["b"]["spk_sim_prompt"] == rows["a"]["spk_sim_prompt"] != ""
+    sf.write(tmp_path / "p.wav", tone * 0.25, SR)  # the prompt file changed: similarity only
+    counted, rows, _ = evaluate(["one two", "three"])
+    assert counted == {"asr": 0, "embed": 4}
+    sf.write(gen / "a.wav", tone[: SR // 2], SR)  # a's audio changed: everything of a
+    counted, rows, _ = evaluate(["one two", "three"])
+    assert counted == {"asr": 1, "embed": 2} and float(rows["a"]["duration_s"]) == 0.5
+    provenance = json.loads(rows["a"]["provenance"])
+    assert set(provenance) == {"base", "wer", "spk"} and all(len(v) == 16 for v in provenance.values())
