@@ -287,6 +287,8 @@ def test_final_export_is_atomic_and_repaired_on_resume(sample, tmp_path, capsys)
     assert synth_main(["--model", str(run / "final"), "--text", "hi", "--prompt-audio", "x.wav", "--prompt-text",
                        "hi", "--out", str(tmp_path / "o.wav")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(TTSError, match="cannot load TTS model"):  # T39: --init_from a truncated export
+        train(quick_config(tokens, tmp_path / "warm", steps=2, init_from=str(run / "final")))
     result = train(quick_config(tokens, run, steps=2, save_every=2, eval_every=100, resume="latest"))
     assert result.start_step == result.step == 2 and final.read_bytes() == whole
     assert load_model(run / "final") is not None
