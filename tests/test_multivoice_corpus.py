@@ -124,7 +124,7 @@ def test_split_is_disjoint(env):
 
 
 def test_split_is_deterministic_from_the_seed():
-    pool = [Sentence(s, s, f"t:{n}") for n, s in enumerate(SENTENCES)]
+    pool = [Sentence(s, normalize_text(s), f"t:{n}") for n, s in enumerate(SENTENCES)]
     voices = [Voice(f"v{n}", "espeak-ng", f"x{n}") for n in range(8)]
     real = [Clip(spk, "1", f"000000_{j:06d}", "a.flac", j, j + 1.5, "words", "automatic (x)", "librispeech-mini")
             for spk in ("87", "1001", "1002") for j in range(3)]
@@ -138,6 +138,13 @@ def test_split_is_deterministic_from_the_seed():
     items, held = plan(0)
     assert {s for i, s in items if i.startswith("87_")} == {TEST_UNSEEN}
     assert sum(1 for i, s in items if i.startswith("1001_") and s == TEST_SEEN) == 1
+    # the Asterisk speaker reads the pool's sentences: a held-out one goes to test-seen-voices, never to train
+    asterisk = [Clip("asterisk-allison", "1", f"{n:06d}_000000", "p.wav", 0.0, 2.0, s, "verbatim", "asterisk")
+                for n, s in enumerate(SENTENCES)]
+    p = plan_split(pool, voices, [], asterisk, 0, 4, 2, 3)
+    held_out = {pool[i].normalized for i in p.held_out_sentences}
+    spoken = {(i.subset, i.original) for i in p.items if i.source == "asterisk"}
+    assert spoken == {(TEST_SEEN if normalize_text(s) in held_out else TRAIN, s) for s in SENTENCES} and len(held_out) == 2
 
 
 def test_missing_engine_is_skipped_and_reported(env, capsys):
