@@ -531,7 +531,8 @@ def test_evaluate_tts_cli(tmp_path, capsys):
 
     rows = {r["id"]: r for r in _read_csv(out / "per_utterance.csv")}
     assert set(rows) == {"good", "wrong", "silent"}
-    assert rows["silent"]["spk_sim_prompt"] == rows["silent"]["dnsmos_ovrl"] == "nan" and "silent" in rows["silent"]["note"]
+    silent = rows["silent"]
+    assert silent["spk_sim_prompt"] == silent["dnsmos_ovrl"] == "nan" and "silent" in silent["note"]
     good, wrong = rows["good"], rows["wrong"]
     assert float(good["wer"]) < 0.3 and float(wrong["wer"]) >= 0.8
     assert good["wer_backend"] == "whisper-tiny.en/faster-whisper" and good["spk_backend"] == "resemblyzer"

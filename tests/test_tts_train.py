@@ -250,7 +250,8 @@ def test_a_run_folder_is_one_run(sample, tmp_path, capsys):
              ({"data": {"valid_utterances": 3}}, "validation split differs"),
              ({"seed": 1}, "seed was 0, now 1"),
              ({"data": {"max_tokens": 1500, "dirs": [str(tokens)]}}, "batches was"),
-             ({"data": {"max_tokens": 1200, "dirs": [str(tokens)]}, "preset": "small"}, "preset was 'tiny', now 'small'")]
+             ({"data": {"max_tokens": 1200, "dirs": [str(tokens)]}, "preset": "small"},
+              "preset was 'tiny', now 'small'")]
     for change, needle in cases:
         with pytest.raises(ConfigError, match=needle):
             train(quick_config(tokens, run, steps=4, save_every=2, resume="latest", **change))

@@ -20,8 +20,8 @@ another identity, is refused in one line naming what differs. Exports are writte
 renamed into place; a resume that finds the schedule done re-exports a missing or cut-short `final`. After
 `nonfinite_patience` non-finite steps in a row (fp16's scaler aside) the run stops without writing anything.
 
-Outputs under `out_dir`: `run.json`, `config.yaml`, `log.jsonl` (one row per logged step, validation rows of their
-own), TensorBoard events (losses, validation loss and top-10 accuracy per codebook, synthesized validation
+Outputs under `out_dir`: `run.json`, `config.yaml`, `log.jsonl` (one row per logged step, validation rows of
+their own), TensorBoard events (losses, validation loss and top-10 accuracy per codebook, synthesized validation
 sentences as audio), `state/step-N` (resumable), `samples/step-N/*.wav`, and exports (`final`,
 `export/step-N`): `save_pretrained` directories whose config records the codec (name, config hash,
 weights digest, K, codebook size, rates) and the phoneme vocabulary, plus `phonemes.json`.
@@ -237,8 +237,7 @@ def _digest(value) -> str:
 def run_identity(cfg: TrainConfig, corpus: TTSCorpus) -> dict:
     """What makes a run folder one run: the model type, preset and overrides, the export it started from (its
     digest, so another path to the same export is the same start), the stage, the seed and what makes a batch,
-    the
-    codec record of its tokens, the phoneme vocabulary (digest) and the data (the folders as given, for the
+    the codec record of its tokens, the phoneme vocabulary (digest) and the data (the folders as given, for the
     reader, and a digest of the training and validation utterances' ids and lengths, which is what is
     compared, so a corpus moved elsewhere is the same data). Saved in `<out>/run.json` and in every state."""
     start = Path(cfg.init_from) if cfg.init_from else None
