@@ -309,6 +309,7 @@ def test_a_line_skipped_in_a_rerun_leaves_no_earlier_output(run, tmp_path, capsy
     assert record["text"] == text(3) and record["audio_sha256"] == file_digest(out / "b.wav")
     assert read_synthesis_record(out / "b.wav").model_digest == export_digest(run["export"])
     sf.write(out / "c.wav", np.zeros(800), 16000)  # not written by synthesize
+    shutil.copy(out / "b.wav.json", out / "c.wav.json")  # nor is it the WAV this record describes
     bad = {**line, "prompt_audio": str(tmp_path / "moved.wav")}
     manifest.write_text("".join(json.dumps(x) + "\n" for x in ({"id": "a", **line}, {"id": "b", **bad},
                                                                 {"id": "c", **bad})))

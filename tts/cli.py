@@ -34,7 +34,7 @@ from training.run import print_summary
 
 from .errors import TTSError, check_writable
 from .generation import GenerationConfig
-from .synthesis import Request, Synthesizer, write_output
+from .synthesis import Request, Synthesizer, sha256_hex, write_output
 from .trainer import load_train_config, train
 
 logger = logging.getLogger("tts")
@@ -252,19 +252,24 @@ def check_device(device: str) -> None:
 
 def remove_stale_outputs(out_dir: Path, ids: list) -> None:
     """A line skipped in this run must not leave an earlier run's `<id>.wav` behind, which `evaluate-tts` would
-    score as this run's: remove the outputs of `ids` that `synthesize` wrote (those with a `<id>.wav.json`
-    record). A WAV without a record was not written by `synthesize` and is left alone, with a warning."""
+    score as this run's: remove the outputs of `ids` that `synthesize` wrote, i.e. whose `<id>.wav.json` record
+    holds the sha256 of the WAV's bytes as they are. Any other WAV (no record, an older record, or replaced
+    since) may be someone's recording: it is left alone, with a warning."""
     for rid in ids:
         if not isinstance(rid, str) or not rid or safe_output_id(rid):
             continue
         wav, record = out_dir / f"{rid}.wav", out_dir / f"{rid}.wav.json"
-        if record.is_file():
-            wav.unlink(missing_ok=True)
+        try:
+            written = json.loads(record.read_text(encoding="utf-8")).get("audio_sha256")
+        except (OSError, ValueError, AttributeError):
+            written = None
+        if wav.is_file() and written and written == sha256_hex(wav.read_bytes()):
+            wav.unlink()
             record.unlink()
             print(f"synthesize: removed {wav} (an earlier run's output for a line skipped now)", file=sys.stderr)
         elif wav.exists():
-            print(f"synthesize: warning: {wav} is not from this run (its line was skipped) and has no synthesis "
-                  f"record: left as it is", file=sys.stderr)
+            print(f"synthesize: warning: {wav} is not from this run (its line was skipped) and is not known to be "
+                  f"an output of synthesize: left as it is", file=sys.stderr)
 
 
 def _synthesize(argv) -> int:
