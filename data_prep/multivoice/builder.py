@@ -167,6 +167,7 @@ def build_multivoice_corpus(
     held_out_synthetic: int = 4,
     held_out_real: Sequence[str] = HELD_OUT_LIBRISPEECH,
     min_seconds: float = 1.0,
+    max_seconds: float = 20.0,
     sampling_rate: int = 16000,
     progress: bool = True,
 ) -> BuildResult:
@@ -178,7 +179,8 @@ def build_multivoice_corpus(
     texts: UTF-8 files of one sentence per line, added to the synthetic voices' sentence pool.
     transcriber: `(audio (T,), sampling_rate) -> [Segment]` for `real_root` (default: `WhisperSegments()`).
     train_sentences / test_sentences: sentences per synthetic voice (see `data_prep.multivoice.split`).
-    min_seconds: real clips shorter than this (seconds) are dropped.
+    min_seconds / max_seconds: real clips outside this range (seconds) are dropped; so are the texts of
+        Asterisk prompts outside it, from the sentence pool.
     sampling_rate: of every written file, in Hz.
     Raises `CorpusError` for bad options, a missing source, an engine that fails, or an `out` built differently.
     """
@@ -187,8 +189,8 @@ def build_multivoice_corpus(
                         ("held_out_synthetic", held_out_synthetic)):
         if int(value) != value or value < 0:
             raise CorpusError(f"{name} must be a whole number >= 0, got {value!r}")
-    if not (min_seconds >= 0):
-        raise CorpusError(f"min_seconds must be >= 0, got {min_seconds!r}")
+    if not 0 <= min_seconds < max_seconds:
+        raise CorpusError(f"need 0 <= min_seconds < max_seconds, got {min_seconds!r} and {max_seconds!r}")
     if not 8000 <= sampling_rate <= 48000:
         raise CorpusError(f"sampling_rate must be 8000 to 48000 Hz, got {sampling_rate!r}")
     if out.exists() and not out.is_dir():
@@ -206,11 +208,12 @@ def build_multivoice_corpus(
         transcriber = transcriber or WhisperSegments()
         protocol = transcriber.protocol() if hasattr(transcriber, "protocol") else {
             "name": getattr(transcriber, "name", type(transcriber).__name__)}
-        real, lost = librispeech_clips(Path(real_root).expanduser(), transcriber, cache, min_seconds, progress)
+        real, lost = librispeech_clips(Path(real_root).expanduser(), transcriber, cache, min_seconds,
+                                       max_seconds, progress)
         dropped += lost
     prompts, prompt_texts = [], []
     if asterisk:
-        prompts, prompt_texts, lost = asterisk_clips(cache, min_seconds, progress)
+        prompts, prompt_texts, lost = asterisk_clips(cache, min_seconds, max_seconds, progress)
         dropped += lost
     pool, lost = sentence_pool(prompt_texts + read_text_lines(Path(t) for t in texts))
     dropped += lost
@@ -226,7 +229,8 @@ def build_multivoice_corpus(
     options = {"seed": seed, "engines": list(dict.fromkeys(engines)), "real_root": str(real_root) if real_root else None,
                "asterisk": asterisk, "texts": [str(t) for t in texts], "train_sentences": train_sentences,
                "test_sentences": test_sentences, "held_out_synthetic": held_out_synthetic,
-               "held_out_real": list(held_out_real), "min_seconds": min_seconds, "sampling_rate": sampling_rate}
+               "held_out_real": list(held_out_real), "min_seconds": min_seconds, "max_seconds": max_seconds,
+               "sampling_rate": sampling_rate}
     record_path = out / "split.json"
     record = {"format": FORMAT, "version": VERSION, "complete": False, "options": options,
               "plan_digest": _digest(plan.items),

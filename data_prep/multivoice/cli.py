@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--held-out-real", default=",".join(HELD_OUT_LIBRISPEECH),
                    help="real speaker ids held out (default: the 20 the shipped codec held out)")
     p.add_argument("--min-seconds", type=float, default=1.0, help="real clips shorter than this are dropped")
+    p.add_argument("--max-seconds", type=float, default=20.0,
+                   help="real clips longer than this are dropped (Asterisk prompts: their texts too)")
     p.add_argument("--sampling-rate", type=int, default=16000, help="of every written file, Hz")
     p.add_argument("--whisper-dir", type=Path, default=None, help="another CTranslate2 Whisper model folder")
     p.add_argument("--no-progress", action="store_true")
@@ -57,7 +59,8 @@ def _main(argv: list[str] | None) -> int:
         train_sentences=args.train_sentences, test_sentences=args.test_sentences,
         held_out_synthetic=args.held_out_synthetic,
         held_out_real=[s.strip() for s in args.held_out_real.split(",") if s.strip()],
-        min_seconds=args.min_seconds, sampling_rate=args.sampling_rate, progress=not args.no_progress)
+        min_seconds=args.min_seconds, max_seconds=args.max_seconds, sampling_rate=args.sampling_rate,
+        progress=not args.no_progress)
     print(summary(result.record, result.written, result.reused, result.out))
     return 0
 

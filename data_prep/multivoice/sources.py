@@ -5,11 +5,13 @@ the synthetic voices read.
   (a `Transcriber`, Whisper by default) and cut at its segment boundaries (a file that gives a single
   segment is cut once more, at its longest word pause, when both parts last `SPLIT_SECONDS`); segments shorter than
   `min_seconds` or without text are dropped with the reason. Transcripts are cached per file, so a
-  resumed build transcribes nothing twice.
+  resumed build transcribes nothing twice. Clips longer than `max_seconds` are dropped too.
 - Asterisk English prompts (Debian `asterisk-core-sounds-en-g722` + `asterisk-core-sounds-en`, one
   speaker, verbatim texts): fetched with `apt-get download`, unpacked with `dpkg-deb -x`, G.722 decoded
   to 16 kHz WAV with ffmpeg, all cached. Prompts with fewer than three words or bracketed notes
-  ("[beep]") are left out, as in `data_prep.sample_corpus.build_sample --all`.
+  ("[beep]") are left out, as in `data_prep.sample_corpus.build_sample --all`, and so are recordings
+  outside [`min_seconds`, `max_seconds`] (a 73 s menu is no sentence); the texts of those left out do not
+  enter the sentence pool either, which keeps the synthetic utterances of sentence length too.
 - Sentences: the kept Asterisk prompt texts plus the lines of any `--texts` files, normalised by
   `data_prep.text.normalize.normalize_text`, repeated texts (same normalised text) kept once.
 """
@@ -95,7 +97,7 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def librispeech_clips(root: Path, transcriber: Transcriber, cache: Path, min_seconds: float,
+def librispeech_clips(root: Path, transcriber: Transcriber, cache: Path, min_seconds: float, max_seconds: float,
                       progress: bool = True) -> tuple[list[Clip], list[Dropped]]:
     """Transcribe every `<speaker>-<chapter>-<utterance>.flac|.wav` in `root` and cut it at its segments.
 
@@ -139,6 +141,8 @@ def librispeech_clips(root: Path, transcriber: Transcriber, cache: Path, min_sec
                 dropped.append(Dropped(item, "no text recognised"))
             elif end - start < min_seconds:
                 dropped.append(Dropped(item, f"shorter than {min_seconds:g} s"))
+            elif end - start > max_seconds:
+                dropped.append(Dropped(item, f"longer than {max_seconds:g} s"))
             else:
                 clips.append(Clip(speaker, chapter, f"{int(utterance):06d}_{i:06d}", str(path), round(start, 3),
                                   round(end, 3), seg.text.strip(), automatic(name), "librispeech-mini"))
@@ -169,7 +173,7 @@ def _fetch_asterisk(work: Path) -> Path:
     return root
 
 
-def asterisk_clips(cache: Path, min_seconds: float, progress: bool = True
+def asterisk_clips(cache: Path, min_seconds: float, max_seconds: float, progress: bool = True
                    ) -> tuple[list[Clip], list[tuple[str, str]], list[Dropped]]:
     """The English Asterisk prompts as clips (one speaker, verbatim texts), the texts of those clips as
     `(asterisk:<prompt name>, text)` for the sentence pool, and what was dropped. Decoded WAVs are cached."""
@@ -203,8 +207,9 @@ def asterisk_clips(cache: Path, min_seconds: float, progress: bool = True
                 raise CorpusError(f"ffmpeg could not decode {g722}: {proc.stderr.strip()[-200:]}")
             os.replace(tmp, wav)
         duration = audio_info(wav)[0]
-        if duration < min_seconds:
-            dropped.append(Dropped(f"asterisk {name}", f"shorter than {min_seconds:g} s"))
+        if not min_seconds <= duration <= max_seconds:
+            dropped.append(Dropped(f"asterisk {name}", f"{'shorter' if duration < min_seconds else 'longer'} than "
+                                   f"{min_seconds if duration < min_seconds else max_seconds:g} s"))
             continue
         clips.append(Clip(ASTERISK_SPEAKER, "1", f"{len(clips):06d}_000000", str(wav), 0.0, round(duration, 3),
                           text, VERBATIM, "asterisk"))
