@@ -514,7 +514,6 @@ def test_rate_distortion_lambda_comes_from_the_model_config(wav_dir, tmp_path):
         load_config(TINY, ["--lambda_rd=0"])
 
 
-@pytest.mark.skipif(os.environ.get("RUN_DDP_TESTS") != "1", reason="two processes, ~20 s: set RUN_DDP_TESTS=1")
 def test_two_process_training_with_torchrun(wav_dir, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training.codec.cli",
