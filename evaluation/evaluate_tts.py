@@ -561,12 +561,6 @@ def merged_row(store: ResultStore, old: dict[str, Any] | None, new: dict[str, An
     return row
 
 
-def replace_row(store: ResultStore, row: dict[str, Any]) -> None:
-    """Store `row` as the whole row of its id (`ResultStore.add` would merge the old row's values in)."""
-    store._rows.pop((str(row["id"]),), None)
-    store.add(row)
-
-
 def main(argv: list[str] | None = None) -> int:
     return run_cli("evaluate-tts", _main, argv)
 
@@ -622,8 +616,8 @@ def _main(argv: list[str] | None) -> int:
             continue
         values, notes = scorers.score(it, audio, sr, record, stale[it.id])
         values.update(audio_sha256=file_digest(wav), model=record.model_digest if record else None)
-        replace_row(store, merged_row(store, store.get((it.id,)), values, notes, provenance[it.id],
-                                      scorers.groups()))
+        store.add(merged_row(store, store.get((it.id,)), values, notes, provenance[it.id], scorers.groups()),
+                  replace=True)
 
     scored = [it for it in present if it.id not in skipped]
     rows = [r for r in (store.get((it.id,)) for it in scored) if r is not None]

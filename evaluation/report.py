@@ -87,13 +87,14 @@ class ResultStore:
         row = self._rows.get(tuple(key))
         return row is not None and all(row.get(c) is not None for c in required)
 
-    def add(self, row: Mapping[str, Any]) -> None:
-        """Append a row; values of an earlier row of the same key that `row` does not set are kept."""
+    def add(self, row: Mapping[str, Any], replace: bool = False) -> None:
+        """Append a row; values of an earlier row of the same key that `row` does not set are kept, unless
+        `replace` (then `row` is the whole row of its key: a recomputed row keeps nothing of the old one)."""
         unknown = [c for c in row if c not in self.columns]
         if unknown:
             raise CodecError(f"row has columns {unknown} not in {self.path}")
         key = tuple(str(row[k]) for k in self.key)
-        old = self._rows.get(key, {})
+        old = {} if replace else self._rows.get(key, {})
         merged = {**old, **{k: v for k, v in row.items() if v is not None or k not in old}}
         merged.update({k: str(row[k]) for k in self.key})
         with open(self.path, "a", newline="", encoding="utf-8") as f:
