@@ -37,7 +37,6 @@ import bisect
 import hashlib
 import io
 import json
-import math
 import os
 import random
 import tarfile
@@ -53,11 +52,11 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from data_prep.errors import CorpusError
 from data_prep.shards import read_manifest
-from tokenizer.identity import tokens_mismatch
+from tokenizer.identity import record_mismatch
 from tokenizer.utils.masking import length_mask, pad_right
 
 CODEC_FIELDS = ("sampling_rate", "frame_rate", "codebook_size")
-"""Checked for equality; then the identity (`tokenizer.identity.tokens_mismatch`): the same tokens."""
+"""Checked for equality after the identity (`tokenizer.identity.record_mismatch`): the same tokens, the same shape."""
 
 
 def _codec_field(codec: Any, name: str) -> Any:
@@ -83,9 +82,9 @@ def _supported_num_quantizers(codec: Any) -> list[int]:
 
 
 def check_codec(manifest: dict, codec: Any, where: str | os.PathLike = "manifest") -> None:
-    """Raise CorpusError naming the first of ``CODEC_FIELDS`` where ``codec`` and the manifest disagree, the
-    identity field that tells their tokens apart (``tokenizer.identity``: a codec whose decoder was retrained
-    on frozen tokens passes), or a manifest quantizer count the codec does not support.
+    """Raise CorpusError naming the identity field that tells the tokens of ``codec`` and the manifest apart
+    (``tokenizer.identity.record_mismatch``: a codec whose decoder was retrained on frozen tokens passes), then
+    the first of ``CODEC_FIELDS`` where they disagree, or a manifest quantizer count the codec does not support.
 
     codec: a ``CodecTokenizer``, an object with those attributes (``config_hash`` may be a method), or a
     dict with those keys (such as ``tok.codec_info()``).
@@ -93,27 +92,25 @@ def check_codec(manifest: dict, codec: Any, where: str | os.PathLike = "manifest
     codec_part = manifest.get("codec")
     if not isinstance(codec_part, dict):
         raise CorpusError(f"{where} has no 'codec' section")
-    for name in CODEC_FIELDS:
-        ours, theirs = _codec_field(codec, name), codec_part.get(name)
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (ours, theirs))
-        if not (ours == theirs or (name == "frame_rate" and numbers and math.isclose(ours, theirs, rel_tol=1e-9))):
-            raise CorpusError(f"codec mismatch in {name}: {where} has {theirs!r}, the codec has {ours!r}")
     if isinstance(codec, Mapping):
-        identity = codec
+        ours = dict(codec)
     elif callable(getattr(codec, "identity", None)):
-        identity = codec.identity()
+        ours = codec.identity()
     else:
-        identity = {key: _codec_field(codec, key) for key in ("config_hash", "weights_digest")}
-        identity["model_type"] = getattr(codec, "model_type", codec_part.get("model_type"))
-    if "model_type" not in identity:
-        identity = {**identity, "model_type": codec_part.get("model_type")}
+        ours = {key: _codec_field(codec, key) for key in ("config_hash", "weights_digest")}
+        ours["model_type"] = getattr(codec, "model_type", codec_part.get("model_type"))
+    ours.setdefault("model_type", codec_part.get("model_type"))
+    ours.update({name: _codec_field(codec, name) for name in CODEC_FIELDS})
     for key in ("config_hash", "weights_digest"):
-        if identity.get(key) is None:
+        if ours.get(key) is None:
             raise CorpusError(f"codec {type(codec).__name__} has no {key!r} to check against the manifest")
-    field = tokens_mismatch(codec_part, identity)
+    for name in CODEC_FIELDS:
+        if codec_part.get(name) is None:
+            raise CorpusError(f"{where} records no codec {name}")
+    field = record_mismatch(codec_part, ours, fields=CODEC_FIELDS)
     if field is not None:
         raise CorpusError(f"codec mismatch in {field}: {where} has {codec_part.get(field)!r}, the codec has "
-                          f"{identity.get(field)!r}")
+                          f"{ours.get(field)!r}")
     k, supported = codec_part.get("num_quantizers"), _supported_num_quantizers(codec)
     if k not in supported:
         raise CorpusError(f"codec mismatch in num_quantizers: {where} has {k!r}, the codec supports {supported}")

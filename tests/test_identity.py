@@ -81,11 +81,43 @@ def test_a_retrained_decoder_is_accepted_where_records_are_compared(tmp_path):
 
     other = _tiny(seed=1)  # another encoder: refused, naming the field
     other.save_pretrained(tmp_path / "other")
-    with pytest.raises(TTSError, match="codec mismatch: the model .*tokens_digest"):
+    with pytest.raises(TTSError, match="codec mismatch in tokens_digest: the model has"):
         load_codec(start.codec_info(4), str(tmp_path / "other"))
-    with pytest.raises(TTSError, match="codec mismatch: the model .*weights_digest"):
+    with pytest.raises(TTSError, match="codec mismatch in weights_digest: the model has"):
         load_codec(old_record, str(tmp_path / "other"))
     with pytest.raises(CorpusError, match="codec mismatch in tokens_digest"):
         check_codec({"codec": start.codec_info(4)}, other)
     with pytest.raises(TTSError, match="codec mismatch in weights_digest"):
         check_codec_identity(old_record, other.codec_info(4), "a", "b")
+
+
+def test_from_record_loads_reapplies_and_checks_with_the_one_record_check(tmp_path):
+    """`AutoCodecTokenizer.from_record`: the recorded path, else the recorded name; the record's post-hoc FSQ
+    setting re-applied; another codec, another shape of tokens or an unsupported K refused naming the field."""
+    from tokenizer import CodecError
+    from tokenizer.identity import check_same_tokens
+
+    start = _tiny()
+    start.save_pretrained(tmp_path / "start")
+    record = {**start.codec_info(4), "name_or_path": str(tmp_path / "gone"), "name": str(tmp_path / "start")}
+    assert AutoCodecTokenizer.from_record(record).weights_digest == start.weights_digest  # path gone: the name
+    with pytest.raises(CodecError, match="cannot load the codec .*gone.* or .*gone-too"):
+        AutoCodecTokenizer.from_record({**record, "name": str(tmp_path / "gone-too")})
+    with pytest.raises(CodecError, match="codec mismatch in codebook_size"):
+        AutoCodecTokenizer.from_record({**record, "codebook_size": 7}, tmp_path / "start")
+    with pytest.raises(CodecError, match="cannot make 99 codes per frame"):
+        AutoCodecTokenizer.from_record({**record, "num_quantizers": 99}, tmp_path / "start")
+    other = _tiny(seed=1)
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(CodecError, match="codec mismatch in tokens_digest"):
+        AutoCodecTokenizer.from_record(record, tmp_path / "other")
+    with pytest.raises(CodecError, match="a records no codec weights_digest"):
+        check_same_tokens({**record, "weights_digest": None}, record, "a", "b")
+
+    fsq = AutoCodecTokenizer.from_config(AutoCodecConfig.for_model("stable-codec", preset="tiny"), seed=0)
+    fsq.save_pretrained(tmp_path / "fsq")
+    assert fsq.supports_post_hoc_quantization and not start.supports_post_hoc_quantization
+    levels = 3 if fsq.levels != 3 else 5
+    fsq.set_quantization(levels=levels, stages=2)
+    loaded = AutoCodecTokenizer.from_record(fsq.codec_info(), tmp_path / "fsq")  # saved before the change
+    assert (loaded.levels, loaded.stages) == (levels, 2) and loaded.codebook_size == fsq.codebook_size

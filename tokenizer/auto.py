@@ -9,7 +9,8 @@ import torch
 
 from .codecs.transformers_codecs.base import TransformersCodecTokenizer
 from .configuration import CodecConfig
-from .utils.errors import ConfigError
+from .identity import check_same_tokens
+from .utils.errors import CodecError, ConfigError
 from .loading import PRETRAINED_DIR, load_model, read_model_type, resolve, transformers_codec_source
 from .registry import CODECS, TRANSFORMERS_CODECS, get_codec_spec, register_with_transformers
 from .tokenization import CodecTokenizer
@@ -85,3 +86,44 @@ class AutoCodecTokenizer:
             logger.info("loaded %s weights from %s", spec.name, name_or_path)
         tok = spec.tokenizer_class(model)
         return tok.to(device) if device else tok
+
+    @staticmethod
+    def from_record(record: dict, source: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                    where: str = "the record", hint: str = "give its folder") -> CodecTokenizer:
+        """The codec a codec record names (a shard manifest's or a TTS export's "codec", `codec_info()`), with
+        the record's settings re-applied (`apply_record`) and checked to make the same tokens
+        (`identity.check_same_tokens`: a codec whose decoder was retrained on frozen tokens passes) at the
+        recorded quantizer count. Loaded from `source` when given, else from the recorded `name_or_path` and
+        then the recorded `name` (a path from another machine or a moved folder; a built-in name still
+        loads). Raises CodecError naming what could not be loaded or what differs (`hint`: how to name the
+        codec's folder instead, said when the recorded names fail)."""
+        explicit = source is not None
+        candidates = [str(source)] if explicit else list(dict.fromkeys(
+            str(c) for c in (record.get("name_or_path"), record.get("name")) if c))
+        if not candidates:
+            raise CodecError(f"{where} records no codec name to load it from")
+        tok, errors = None, []
+        for candidate in candidates:
+            try:
+                tok = AutoCodecTokenizer.from_pretrained(candidate, device=device).apply_record(record)
+                break
+            except CodecError as exc:
+                errors.append(str(exc))
+        if tok is None:
+            tried = " or ".join(repr(c) for c in candidates)
+            raise CodecError(f"cannot load the codec {tried} that {where} names: {errors[0]}"
+                             + ("" if explicit else f" (moved or made elsewhere? {hint})"))
+        if candidate != candidates[0]:
+            logger.info("%s: codec %r not found; loaded the recorded name %r", where, candidates[0], candidate)
+        k = record.get("num_quantizers")
+        try:
+            ours = tok.codec_info(int(k)) if k is not None else tok.identity()
+        except (CodecError, TypeError, ValueError):
+            raise CodecError(f"codec {candidate!r} cannot make {k!r} codes per frame ({where})") from None
+        ours.setdefault("model_type", tok.config.model_type)
+        check_same_tokens({**record, "model_type": record.get("model_type", ours["model_type"])}, ours, where,
+                          repr(candidate), required=())
+        if record.get("weights_digest") != ours["weights_digest"]:
+            logger.info("%s: decoding with %s, whose decoder differs from the recorded one (same tokens)",
+                        where, candidate)
+        return tok

@@ -143,6 +143,17 @@ class CodecTokenizer:
         """Hash of the weights that map audio to codes (see `CodecModel.tokens_digest`)."""
         return self.model.tokens_digest()
 
+    def apply_record(self, record: dict) -> "CodecTokenizer":
+        """Re-apply the settings a codec record (`codec_info`) carries beyond the checkpoint itself, before
+        its identity is compared: nothing for most codecs; post-hoc quantization for those that have it
+        (Stable Codec's FSQ levels and stages). Returns self."""
+        return self
+
+    @property
+    def supports_post_hoc_quantization(self) -> bool:
+        """Whether `set_quantization` can change this codec's token alphabet after training."""
+        return callable(getattr(self, "set_quantization", None))
+
     def identity(self) -> dict:
         """The record `tokenizer.identity.tokens_mismatch` compares: model type, config hash, weights and
         tokens digests, and the config's `same_tokens_as` (weights digests whose tokens these are too)."""

@@ -38,14 +38,12 @@ from data_prep.dataset import TokenShardDataset
 from data_prep.errors import CorpusError
 from data_prep.text.vocab import FILE_NAME as VOCAB_FILE
 from data_prep.text.vocab import PhonemeVocab
-from tokenizer.identity import tokens_mismatch
+from tokenizer.identity import REQUIRED_KEYS, check_same_tokens
 
 from .errors import TTSError
 
 logger = logging.getLogger(__name__)
 
-# What must agree between two shard directories (and between a model and the codec at synthesis).
-CODEC_IDENTITY = ("model_type", "config_hash", "weights_digest")
 PROMPT_MODES = ("prefix", "other")
 
 
@@ -88,15 +86,9 @@ class Utterance:
 
 def check_codec_identity(a: dict, b: dict, where_a: str, where_b: str) -> None:
     """TTSError naming the field where two codec records tell their tokens apart (`tokenizer.identity`: a
-    codec whose decoder was retrained on frozen tokens matches), then K and codebook size. A record without
-    one of `CODEC_IDENTITY` is refused: the identity cannot be established."""
-    for key in (*CODEC_IDENTITY, "num_quantizers", "codebook_size"):
-        if a.get(key) is None or b.get(key) is None:
-            missing = where_a if a.get(key) is None else where_b
-            raise TTSError(f"{missing} records no codec {key}: cannot tell which codec made its tokens")
-    for key in (tokens_mismatch(a, b), "num_quantizers", "codebook_size"):
-        if key is not None and a.get(key) != b.get(key):
-            raise TTSError(f"codec mismatch in {key}: {where_a} has {a.get(key)!r}, {where_b} has {b.get(key)!r}")
+    codec whose decoder was retrained on frozen tokens matches), then K and codebook size; a record without
+    its identity is refused: the identity cannot be established."""
+    check_same_tokens(a, b, where_a, where_b, error=TTSError, fields=("num_quantizers", "codebook_size"))
 
 
 @dataclass
@@ -171,7 +163,7 @@ class TTSCorpus:
                                       phonemes.to(torch.int32), record.get("normalized_text") or ""))
         if dropped:
             logger.info("left out %d utterances (no phonemes, < 2 frames or > max_frames)", dropped)
-        for key in (*CODEC_IDENTITY, "num_quantizers", "codebook_size", "frame_rate"):
+        for key in (*REQUIRED_KEYS, "num_quantizers", "codebook_size", "frame_rate"):
             if codec.get(key) is None:
                 raise TTSError(f"{where0}/manifest.json records no codec {key}")
         utts.sort(key=lambda u: u.id)

@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 from transformers import PreTrainedConfig, PreTrainedModel
 
+from tokenizer.identity import missing_identity
 from tokenizer.utils.errors import ConfigError
 
 from .errors import TTSError
@@ -61,7 +62,7 @@ class TTSConfig(PreTrainedConfig):
 
     def check_codec_record(self, where: str = "model") -> dict:
         """The codec record, or TTSError when the export has none (it cannot say which codec to load)."""
-        if not self.codec or not self.codec.get("config_hash") or not self.codec.get("weights_digest"):
+        if not self.codec or missing_identity(self.codec, ("config_hash", "weights_digest")):
             raise TTSError(f"{where} records no codec (name, config hash, weights digest): cannot tell which "
                            "codec its tokens belong to")
         return self.codec

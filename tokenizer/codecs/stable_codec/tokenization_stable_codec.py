@@ -29,6 +29,12 @@ class StableCodecTokenizer(CodecTokenizer):
         self.model.set_quantization(levels, stages, preset)
         return self
 
+    def apply_record(self, record: dict) -> "StableCodecTokenizer":
+        """The FSQ levels and stages the recorded tokens were made with (`fsq_levels`, `fsq_stages`)."""
+        if record.get("fsq_levels") is not None:
+            self.set_quantization(levels=int(record["fsq_levels"]), stages=int(record.get("fsq_stages") or 1))
+        return self
+
     @property
     def levels(self) -> int:
         """FSQ levels per latent dimension and stage."""
