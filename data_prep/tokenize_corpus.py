@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _set_quantization(tok, spec: str) -> None:
     """Apply `levels=5,stages=2`-style settings through the tokenizer's `set_quantization`."""
-    if not hasattr(tok, "set_quantization"):
+    if not getattr(tok, "supports_post_hoc_quantization", False):
         raise CodecError(f"codec {tok.name} has no post-hoc quantization (--quantization {spec})")
     kwargs = {}
     for part in spec.split(","):

@@ -80,7 +80,7 @@ class TokenizerCodec(SpeechCodec):
                  family: str | None = None):
         self.tok = tok
         self.quantization = dict(quantization or {})
-        if self.quantization and not callable(getattr(tok, "set_quantization", None)):
+        if self.quantization and not getattr(tok, "supports_post_hoc_quantization", False):
             raise CodecError(f"codec {tok.name} has no set_quantization(): it cannot take "
                              f"{', '.join(f'{k}={v}' for k, v in self.quantization.items())}")
         self._apply()
@@ -177,6 +177,6 @@ def point_kinds(tok) -> set[str]:
             kinds.add("num_quantizers")
     except NotImplementedError:
         pass
-    if callable(getattr(tok, "set_quantization", None)):
+    if getattr(tok, "supports_post_hoc_quantization", False):
         kinds.add("levels")
     return kinds
