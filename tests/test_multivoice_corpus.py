@@ -171,8 +171,12 @@ def test_resumed_build_redoes_nothing(env):
         again = build_multivoice_corpus(result.out, seed=0, **options)
         assert (again.written, again.reused) == (1, result.written - 1) and victim.is_file()
         assert json.loads((result.out / "split.json").read_text())["counts"] == result.record["counts"]
-        with pytest.raises(CorpusError, match="another options"):
+        with pytest.raises(CorpusError, match=r"was built with seed=0 \(now 1\): re-run"):
             build_multivoice_corpus(result.out, seed=1, **options)
+        mp.setattr(EspeakNG, "voices", VOICES[:4])                # one voice no longer installed
+        with pytest.raises(CorpusError, match=r"voices \['espeak-en-gb-scotland-m6'\] that are not usable now"):
+            build_multivoice_corpus(result.out, seed=0, **options)
+        mp.setattr(EspeakNG, "voices", VOICES)
         stray = result.out / ".cache" / "x" / "y"               # a folder the libritts reader would take for a subset
         stray.mkdir(parents=True)
         sf.write(stray / "a.wav", np.zeros(1600, np.float32), 16000)

@@ -237,11 +237,17 @@ def build_multivoice_corpus(
               "voices_used": sorted(v.speaker for v in voices)}
     if record_path.is_file():
         old = json.loads(record_path.read_text(encoding="utf-8"))
-        differs = [k for k in ("options", "voices_used", "plan_digest") if old.get(k) != record[k]]
+        before = old.get("options") or {}
+        differs = [f"{k}={before.get(k)!r} (now {v!r})" for k, v in options.items() if before.get(k) != v]
+        if not differs and old.get("voices_used") != record["voices_used"]:
+            gone, new = (sorted(set(a) - set(b)) for a, b in ((old.get("voices_used") or [], record["voices_used"]),
+                                                              (record["voices_used"], old.get("voices_used") or [])))
+            differs = [f"voices {gone} that are not usable now" if gone else f"no voices {new}"]
+        if not differs and old.get("plan_digest") != record["plan_digest"]:
+            differs = ["other sources (the real-speech folder, the prompts or the text files changed)"]
         if differs:
-            raise CorpusError(f"{out} was built with another {' / '.join(differs)} "
-                              f"(e.g. {differs[0]}: {json.dumps(old.get(differs[0]))[:160]}); re-run with the "
-                              "same options and engines, or build into a new --out")
+            raise CorpusError(f"{out} was built with {'; '.join(differs)}: re-run with the same options and "
+                              "engines, or build into a new --out")
     _atomic_text(record_path, json.dumps(record, indent=1))
 
     written = reused = 0
