@@ -23,7 +23,14 @@ def test_one_root_error_and_the_old_name_is_the_same_class():
     assert run_cli("prog", bad) == 2
 
 
-def test_old_import_paths_still_work():
+def test_old_import_paths_still_work_with_a_deprecation_warning():
+    import importlib
+    import sys
+
+    for name in ("tokenizer.cli", "tokenizer.errors", "tokenizer.modules.masking"):
+        sys.modules.pop(name, None)
+        with pytest.warns(DeprecationWarning, match=f"{name} moved to tokenizer.utils"):
+            importlib.import_module(name)
     import tokenizer.cli as old_cli
     import tokenizer.errors as old_errors
     import tokenizer.loading as loading
