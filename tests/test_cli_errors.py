@@ -85,6 +85,7 @@ CASES = [
     ("train-tts", lambda t: (["nope", "--data", str(t), "--out", str(t / "o")], "nope")),
     ("synthesize", lambda t: (["--model", str(t / "no_model"), "--text", "Hello.", "--prompt-audio",
                                str(t / "p.wav"), "--prompt-text", "Hi.", "--out", str(t / "o.wav")], "no_model")),
+    ("build-multivoice-corpus", lambda t: (["--out", str(t / "o"), "--real-root", str(t / "no_real")], "no_real")),
 ]
 
 
