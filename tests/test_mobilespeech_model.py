@@ -88,9 +88,10 @@ def test_configs_for_one_to_eight_levels_and_presets(K):
     assert torch.isfinite(out.loss) and len(m.heads) == K
     m.eval()
     assert all(f"smd/acc_q{q + 1}" in m(batch).metrics for q in range(K))
-    assert m.config.level_steps() == [8] + [1] * (K - 1)
-    for name in ("paper", "small", "tiny"):
-        assert MobileSpeechConfig.preset(name, num_quantizers=K).num_quantizers == K
+    assert m.config.level_steps() == [4] + [1] * (K - 1)  # tiny: (4, 1), docs/reports/mobilespeech_step_budget
+    for name, first in (("paper", 16), ("small", 4), ("tiny", 4)):
+        config = MobileSpeechConfig.preset(name, num_quantizers=K)
+        assert config.num_quantizers == K and config.level_steps() == [first] + [1] * (K - 1)
     with pytest.raises(ConfigError):
         MobileSpeechConfig.preset("huge")
     with pytest.raises(ConfigError):
