@@ -316,6 +316,9 @@ def _synthesize(argv) -> int:
     for b in sorted(bad, key=lambda b: b["line"]):
         print(f"synthesize: {manifest}:{b['line']}: skipped ({b['id'] or 'no id'}): {b['reason']}", file=sys.stderr)
     remove_stale_outputs(out_dir, [b["id"] for b in bad if b["id"] not in {req.id for _, req, _ in ready}])
+    # Batches of sentences of similar length (text to say, then prompt), so padding stays small; every model
+    # generates an item alike whatever else is in its batch, so the order changes no output.
+    ready.sort(key=lambda c: (c[2].target, c[2].codes.shape[-1]))
     done, seconds = 0, 0.0
     for start in tqdm(range(0, len(ready), args.batch_size), desc="synthesize", disable=None):
         chunk = ready[start : start + args.batch_size]
