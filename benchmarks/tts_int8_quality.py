@@ -14,7 +14,6 @@ the length ratio and the generation RTF (this machine, `--threads`).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from tts_end_to_end import continuation_inputs, same_frame
+from tts_synthesis_speed import quantized
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_prompt = round(args.prompt_seconds * corpus.frame_rate)
     utts = sorted((u for u in corpus.train if u.num_frames > n_prompt), key=lambda u: u.id)
     phonemes, prompts, truths, rows = continuation_inputs(utts, n_prompt)
-    int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8).eval()
+    int8 = quantized(model).eval()
     asr, texts, sr = get_asr("whisper"), [r["text"] for r in rows], codec.sampling_rate
     result = {"model": args.model, "utterances": len(utts), "threads": args.threads, "asr": asr.name,
               "wer_codec_resynthesis": 100 * wer(texts, [asr.transcribe(codec.batch_decode(u.codes.long()[None])[0],
