@@ -32,6 +32,7 @@ from evaluation.systems import TokenizerCodec
 from tokenizer import AutoCodecTokenizer
 from tokenizer.audio import load_mono
 from tokenizer.utils.cli import run_cli
+from tokenizer.utils.errors import CodecError
 
 METRICS = ("pesq_wb", "stoi", "mel_distance")
 AUDIO = (".flac", ".wav")
@@ -142,7 +143,11 @@ def _main(argv: list[str] | None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not Path(args.data).is_dir():
+        raise CodecError(f"--data {args.data}: not a folder of held-out clips")
     clips = heldout_clips(Path(args.data), args.per_speaker)
+    if not clips:
+        raise CodecError(f"--data {args.data}: no .flac or .wav clips")
     cache_path = out / "curve_cache.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
